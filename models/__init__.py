@@ -1,0 +1,1 @@
+"""Protocol modules that run on the simulator kernel: resilience, services, replication."""

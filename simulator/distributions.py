@@ -1,0 +1,289 @@
+"""Latency and service-time distributions, sampled in batches.
+
+Every distribution is a frozen dataclass (a value: printable, comparable, JSON-able via
+``to_dict``) that validates its parameters at construction. ``sampler(rng)`` returns a
+zero-argument callable that hands out one float per call from a buffer refilled by a single
+vectorised numpy draw, so the hot path costs a list pop, not a numpy call per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BATCH = 4096
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+def _finite_nonneg(name: str, value: float) -> None:
+    _check(
+        isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+        f"{name} must be a finite number >= 0, got {value!r}",
+    )
+
+
+class Distribution:
+    """Base class: subclasses implement ``draw(rng, n) -> ndarray`` of non-negative floats."""
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> float:
+        """Closed-form mean (``nan`` where none is implemented)."""
+        return math.nan
+
+    def sampler(self, rng: np.random.Generator, batch: int = BATCH) -> Callable[[], float]:
+        """A fast ``() -> float`` drawing from ``rng`` in batches of ``batch``."""
+        buf: list[float] = []
+        pop = buf.pop
+        draw = self.draw
+
+        def sample() -> float:
+            if not buf:
+                # Reversed so that pop() (O(1) from the end) yields draws in numpy's order.
+                buf.extend(draw(rng, batch)[::-1].tolist())
+            return pop()
+
+        return sample
+
+    def to_dict(self) -> dict:
+        d = {"type": type(self).__name__}
+        d.update(self.__dict__)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> Distribution:
+        d = dict(d)
+        kind = d.pop("type")
+        cls = _REGISTRY.get(kind)
+        if cls is None:
+            raise ValueError(f"unknown distribution type {kind!r}; allowed: {sorted(_REGISTRY)}")
+        if cls is Mixture:
+            d["components"] = [(w, Distribution.from_dict(c)) for w, c in d["components"]]
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Constant(Distribution):
+    value: float
+
+    def __post_init__(self) -> None:
+        _finite_nonneg("Constant.value", self.value)
+
+    def draw(self, rng, n):
+        return np.full(n, float(self.value))
+
+    def sampler(self, rng, batch=BATCH):
+        v = float(self.value)
+        return lambda: v
+
+    @property
+    def mean(self) -> float:
+        return float(self.value)
+
+
+@dataclass(frozen=True)
+class Uniform(Distribution):
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        _finite_nonneg("Uniform.low", self.low)
+        _finite_nonneg("Uniform.high", self.high)
+        _check(self.high >= self.low, f"Uniform.high must be >= low ({self.low}), got {self.high}")
+
+    def draw(self, rng, n):
+        return rng.uniform(self.low, self.high, n)
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+
+@dataclass(frozen=True)
+class Exponential(Distribution):
+    """Exponential with the given mean (seconds), i.e. rate = 1 / mean."""
+
+    mean_s: float
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.mean_s, (int, float)) and math.isfinite(self.mean_s) and self.mean_s > 0,
+            f"Exponential.mean_s must be a finite number > 0, got {self.mean_s!r}",
+        )
+
+    def draw(self, rng, n):
+        return rng.exponential(self.mean_s, n)
+
+    @property
+    def mean(self) -> float:
+        return float(self.mean_s)
+
+
+@dataclass(frozen=True)
+class Normal(Distribution):
+    """Normal(mu, sigma) truncated at 0 by rejection (the mean is of the truncated law)."""
+
+    mu: float
+    sigma: float
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.mu), f"Normal.mu must be finite, got {self.mu!r}")
+        _finite_nonneg("Normal.sigma", self.sigma)
+        _check(
+            self.sigma > 0 or self.mu >= 0,
+            f"Normal with sigma=0 needs mu >= 0, got mu={self.mu}",
+        )
+        _check(
+            self.sigma == 0 or self.mu / self.sigma > -5,
+            f"Normal.mu/sigma must be > -5 (else truncation at 0 rejects almost all draws), "
+            f"got {self.mu}/{self.sigma}",
+        )
+
+    def draw(self, rng, n):
+        out = rng.normal(self.mu, self.sigma, n)
+        bad = out < 0
+        while bad.any():
+            out[bad] = rng.normal(self.mu, self.sigma, int(bad.sum()))
+            bad = out < 0
+        return out
+
+    @property
+    def mean(self) -> float:
+        if self.sigma == 0:
+            return float(self.mu)
+        from scipy.stats import truncnorm
+
+        a = -self.mu / self.sigma
+        return float(truncnorm.mean(a, math.inf, loc=self.mu, scale=self.sigma))
+
+
+@dataclass(frozen=True)
+class LogNormal(Distribution):
+    """Lognormal given its median (seconds) and sigma (of the underlying normal)."""
+
+    median: float
+    sigma: float
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.median) and self.median > 0,
+            f"LogNormal.median must be a finite number > 0, got {self.median!r}",
+        )
+        _finite_nonneg("LogNormal.sigma", self.sigma)
+
+    def draw(self, rng, n):
+        return rng.lognormal(math.log(self.median), self.sigma, n)
+
+    @property
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+@dataclass(frozen=True)
+class Pareto(Distribution):
+    """Pareto (Type I) with minimum ``scale`` and tail index ``alpha``: heavy-tailed.
+
+    P(X > x) = (scale / x) ** alpha for x >= scale; the mean is finite only for alpha > 1.
+    """
+
+    scale: float
+    alpha: float
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.scale) and self.scale > 0,
+            f"Pareto.scale must be a finite number > 0, got {self.scale!r}",
+        )
+        _check(
+            math.isfinite(self.alpha) and self.alpha > 0,
+            f"Pareto.alpha must be a finite number > 0, got {self.alpha!r}",
+        )
+
+    def draw(self, rng, n):
+        return self.scale * (1.0 + rng.pareto(self.alpha, n))
+
+    @property
+    def mean(self) -> float:
+        return self.alpha * self.scale / (self.alpha - 1) if self.alpha > 1 else math.inf
+
+
+@dataclass(frozen=True)
+class Empirical(Distribution):
+    """Resamples (with replacement) from observed samples."""
+
+    samples: tuple[float, ...]
+
+    def __init__(self, samples: Sequence[float]) -> None:
+        arr = np.asarray(samples, dtype=float)
+        _check(arr.ndim == 1 and arr.size > 0, "Empirical.samples must be a non-empty 1-D sequence")
+        _check(
+            bool(np.all(np.isfinite(arr)) and np.all(arr >= 0)),
+            "Empirical.samples must all be finite and >= 0",
+        )
+        object.__setattr__(self, "samples", tuple(arr.tolist()))
+
+    def draw(self, rng, n):
+        return rng.choice(np.asarray(self.samples), n)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.samples))
+
+
+@dataclass(frozen=True)
+class Mixture(Distribution):
+    """A weighted mixture, e.g. ``Mixture([(0.99, fast), (0.01, slow)])``."""
+
+    components: tuple[tuple[float, Distribution], ...] = field(default=())
+
+    def __init__(self, components: Sequence[tuple[float, Distribution]]) -> None:
+        comps = tuple((float(w), d) for w, d in components)
+        _check(len(comps) > 0, "Mixture.components must be non-empty")
+        for w, d in comps:
+            _check(math.isfinite(w) and w > 0, f"Mixture weights must be > 0, got {w}")
+            _check(isinstance(d, Distribution), f"Mixture component must be a Distribution, got {d!r}")
+        object.__setattr__(self, "components", comps)
+
+    @property
+    def weights(self) -> np.ndarray:
+        w = np.array([c[0] for c in self.components])
+        return w / w.sum()
+
+    def draw(self, rng, n):
+        which = rng.choice(len(self.components), size=n, p=self.weights)
+        out = np.empty(n)
+        for i, (_, d) in enumerate(self.components):
+            mask = which == i
+            k = int(mask.sum())
+            if k:
+                out[mask] = d.draw(rng, k)
+        return out
+
+    @property
+    def mean(self) -> float:
+        return float(sum(w * d.mean for w, (_, d) in zip(self.weights, self.components)))
+
+    def to_dict(self) -> dict:
+        return {"type": "Mixture", "components": [[w, d.to_dict()] for w, d in self.components]}
+
+
+_REGISTRY = {c.__name__: c for c in (Constant, Uniform, Exponential, Normal, LogNormal, Pareto, Empirical, Mixture)}
+
+
+def as_distribution(value: float | Distribution, name: str) -> Distribution:
+    """Accept a plain number (a constant) or a Distribution; reject anything else clearly."""
+    if isinstance(value, Distribution):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _finite_nonneg(name, float(value))
+        return Constant(float(value))
+    raise ValueError(f"{name} must be a Distribution or a number >= 0, got {value!r}")

@@ -1,0 +1,421 @@
+"""Node: message handlers, RPC, worker pools, crash-stop / crash-recover, pause, slow-down.
+
+State: ``node.state`` is volatile (emptied by a crash); ``node.durable`` survives crashes.
+Protocols with their own attributes register ``on_crash`` / ``on_recover`` hooks to drop
+and reload them. A crash bumps ``node.epoch``: every callback the node scheduled before
+(timers, service completions) checks its epoch and does nothing if it is stale, and every
+process started with ``node.spawn`` is interrupted.
+
+RPC outcomes (``call``): ``ok``; ``error`` (the handler raised :class:`RpcError`);
+``rejected`` (a full queue refused it: definite); ``timeout`` (no reply in time:
+indefinite, it may have happened); ``unreachable`` (a refusing partition stopped it before
+it left: definite); ``crashed`` (the target was down and ``refuse_when_down``: definite).
+A reply that arrives after its call timed out is a *late reply*: counted on the network,
+and handed to ``node.on_late_reply`` if set; it never resolves a stale waiter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from types import GeneratorType
+from typing import TYPE_CHECKING, Any
+
+import simpy
+from simpy.core import NORMAL
+from simpy.events import Event
+
+from .clock import PhysicalClock
+from .distributions import Distribution
+from .network import ONEWAY, REPLY, REQUEST, Message
+
+if TYPE_CHECKING:
+    from .core import Simulation
+
+OUTCOMES = ("ok", "error", "rejected", "timeout", "unreachable", "crashed")
+DEFINITE_FAIL = frozenset({"error", "rejected", "unreachable", "crashed"})
+
+
+class RpcError(Exception):
+    """Raise in a handler to reply ``error`` with ``value`` (a definite failure)."""
+
+    def __init__(self, value: Any = None) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class _Crash:
+    """The cause carried by the Interrupt a crash throws into a node's processes."""
+
+    def __repr__(self) -> str:
+        return "crash"
+
+
+CRASH = _Crash()
+
+
+class Node:
+    """A process on a host: receives messages, serves RPCs, crashes and recovers."""
+
+    def __init__(
+        self,
+        sim: Simulation,
+        name: str,
+        *,
+        clock: PhysicalClock | dict | None = None,
+        refuse_when_down: bool = False,
+    ) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.net = sim.net
+        self.name = name
+        if clock is None or isinstance(clock, dict):
+            # e.g. clock=dict(drift_ppm=50, sync_interval_s=1, sync_error_s=0.001)
+            clock = PhysicalClock(sim, name=name, **(clock or {}))
+        self.clock = clock
+        self.refuse_when_down = refuse_when_down
+        self.up = True
+        self.stopped = False  # crash-stop: never recovers
+        self.epoch = 0
+        self.state: dict = {}
+        self.durable: dict = {}
+        self.slow_factor = 1.0
+        self._paused_until = -math.inf
+        self._held: list[Callable[[], None]] = []
+        self._handlers: dict[str, Callable] = {}
+        self._pools: dict[str, _WorkerPool] = {}
+        self._pending: dict[int, Any] = {}
+        self._procs: set[simpy.Process] = set()
+        self._crash_hooks: list[Callable[[], None]] = []
+        self._recover_hooks: list[Callable[[], None]] = []
+        self.on_late_reply: Callable[[Message], None] | None = None
+        self.crashes = 0
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {'up' if self.up else 'down'})"
+
+    # -- handlers ----------------------------------------------------------------------------
+    def on(self, op: str, handler: Callable[[Message], Any]) -> None:
+        """Handle messages/requests ``op``: ``handler(msg)`` returns the reply value, or is a
+        generator (run as a process; its return value is the reply), or raises RpcError."""
+        self._handlers[op] = handler
+
+    def serve(
+        self,
+        op: str,
+        handler: Callable[[Message], Any] | None = None,
+        *,
+        service: Distribution | float,
+        workers: int = 1,
+        queue_limit: int | None = None,
+    ) -> _WorkerPool:
+        """Serve ``op`` with ``workers`` FIFO workers and a service-time distribution.
+
+        Requests beyond ``workers`` wait in a queue; past ``queue_limit`` waiting they are
+        ``rejected``. ``handler(msg)`` (optional) computes the reply value at completion.
+        Service times are multiplied by ``slow_factor`` (gray failure).
+        """
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if queue_limit is not None and not (isinstance(queue_limit, int) and queue_limit >= 0):
+            raise ValueError(f"queue_limit must be an integer >= 0 or None, got {queue_limit!r}")
+        pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
+                           workers, queue_limit)
+        self._pools[op] = pool
+        return pool
+
+    def on_crash(self, fn: Callable[[], None]) -> None:
+        self._crash_hooks.append(fn)
+
+    def on_recover(self, fn: Callable[[], None]) -> None:
+        self._recover_hooks.append(fn)
+
+    # -- sending -----------------------------------------------------------------------------
+    def send(self, dst: str, op: str, payload: Any = None) -> None:
+        """Fire-and-forget message. A down node sends nothing."""
+        if self.up:
+            self.net.send(self.name, dst, op, payload, 0, ONEWAY)
+
+    def call(
+        self,
+        dst: str,
+        op: str,
+        payload: Any = None,
+        timeout_s: float = math.inf,
+        callback: Callable[[str, Any], None] | None = None,
+    ) -> Event | None:
+        """Request/response RPC. With ``callback``: ``callback(outcome, value)`` is called
+        once, nothing is returned. Without: returns an Event whose value is
+        ``(outcome, value)`` — ``outcome, value = yield node.call(...)``."""
+        ev = None
+        if callback is None:
+            ev = Event(self.env)
+            callback = _succeed_with(ev)
+        if not self.up:
+            callback("crashed", None)
+            return ev
+        rid = next(self.net.rids)
+        self._pending[rid] = callback
+        if timeout_s != math.inf:
+            t = Event(self.env)
+            t._ok = True
+            t._value = rid
+            t.callbacks.append(self._on_timeout)
+            self.env.schedule(t, NORMAL, timeout_s)
+        self.net.send(self.name, dst, op, payload, rid, REQUEST)
+        return ev
+
+    def _on_timeout(self, ev: Event) -> None:
+        cb = self._pending.pop(ev._value, None)
+        if cb is not None:
+            cb("timeout", None)
+
+    def _resolve(self, rid: int, outcome: str, value: Any) -> None:
+        cb = self._pending.pop(rid, None)
+        if cb is not None:
+            cb(outcome, value)
+
+    def reply(self, msg: Message, value: Any = None, outcome: str = "ok") -> None:
+        """Answer request ``msg`` (for handlers that reply later, e.g. after replication)."""
+        if self.up:
+            self.net.send(self.name, msg.src, outcome, value, msg.rid, REPLY)
+
+    # -- receiving -----------------------------------------------------------------------------
+    def _receive(self, msg: Message) -> None:
+        if not self.up:
+            self.net.dropped_down += 1
+            if self.refuse_when_down and msg.kind == REQUEST and not self.stopped:
+                self.net.send(self.name, msg.src, "crashed", None, msg.rid, REPLY)
+            return
+        if self._paused_until > self.env.now:
+            self._held.append(lambda: self._receive(msg))
+            return
+        kind = msg.kind
+        if kind == REPLY:
+            cb = self._pending.pop(msg.rid, None)
+            if cb is None:
+                self.net.late_replies += 1
+                if self.on_late_reply is not None:
+                    self.on_late_reply(msg)
+            else:
+                cb(msg.op, msg.payload)
+            return
+        pool = self._pools.get(msg.op)
+        if pool is not None:
+            pool.arrive(msg)
+            return
+        handler = self._handlers.get(msg.op)
+        if handler is None:
+            if kind == REQUEST:
+                self.reply(msg, f"no handler for {msg.op!r} on {self.name}", "error")
+            return
+        self._run_handler(handler, msg)
+
+    def _run_handler(self, handler: Callable, msg: Message) -> None:
+        try:
+            result = handler(msg)
+        except RpcError as e:
+            if msg.kind == REQUEST:
+                self.reply(msg, e.value, "error")
+            return
+        if type(result) is GeneratorType:
+            self.spawn(self._reply_when_done(result, msg))
+        elif msg.kind == REQUEST and result is not _NO_REPLY:
+            self.reply(msg, result)
+
+    def _reply_when_done(self, gen: Generator, msg: Message):
+        try:
+            result = yield from gen
+        except RpcError as e:
+            if msg.kind == REQUEST:
+                self.reply(msg, e.value, "error")
+            return
+        if msg.kind == REQUEST and result is not _NO_REPLY:
+            self.reply(msg, result)
+
+    # -- processes and timers --------------------------------------------------------------------
+    def spawn(self, gen: Generator) -> simpy.Process:
+        """Run ``gen`` as a process of this node: a crash interrupts it (quietly)."""
+        p = self.env.process(self._guard(gen))
+        self._procs.add(p)
+        p.callbacks.append(lambda _e: self._procs.discard(p))
+        return p
+
+    @staticmethod
+    def _guard(gen: Generator):
+        try:
+            return (yield from gen)
+        except simpy.Interrupt as i:
+            if i.cause is not CRASH:
+                raise
+            return None
+
+    def after(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` after ``delay`` seconds unless the node crashed meanwhile; a timer
+        that falls due while the node is paused fires when the pause ends."""
+        epoch = self.epoch
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(lambda _e: self._fire(epoch, fn))
+        self.env.schedule(ev, NORMAL, delay)
+
+    def _fire(self, epoch: int, fn: Callable[[], None]) -> None:
+        if epoch != self.epoch or not self.up:
+            return
+        if self._paused_until > self.env.now:
+            self._held.append(lambda: self._fire(epoch, fn))
+            return
+        fn()
+
+    def sleep(self, delay: float) -> Event:
+        """A timeout event scaled by ``slow_factor`` (local work slowed by a gray failure)."""
+        return self.env.timeout(delay * self.slow_factor)
+
+    # -- faults --------------------------------------------------------------------------------
+    def crash(self, *, stop: bool = False) -> None:
+        """Crash: volatile state, queues, timers and processes are lost; durable state stays.
+        ``stop=True`` is crash-stop: the node can never recover."""
+        if not self.up:
+            return
+        self.up = False
+        self.stopped = stop
+        self.epoch += 1
+        self.crashes += 1
+        self.state = {}
+        self._held.clear()
+        self._paused_until = -math.inf
+        # Our own outstanding calls die with the process; no callback will fire for them.
+        self._pending.clear()
+        for pool in self._pools.values():
+            pool.reset()
+        for p in list(self._procs):
+            if p.is_alive:
+                p.interrupt(CRASH)
+        self._procs.clear()
+        for fn in self._crash_hooks:
+            fn()
+        if self.sim.trace is not None:
+            self.sim.trace.event(self.env.now, "crash", self.name, "", "", -1)
+
+    def recover(self) -> None:
+        """Restart after a crash (volatile state starts empty; recover hooks reload)."""
+        if self.up:
+            raise ValueError(f"recover: node {self.name!r} is not crashed")
+        if self.stopped:
+            raise ValueError(f"recover: node {self.name!r} crash-stopped and cannot recover")
+        self.up = True
+        self.epoch += 1
+        for fn in self._recover_hooks:
+            fn()
+        if self.sim.trace is not None:
+            self.sim.trace.event(self.env.now, "recover", self.name, "", "", -1)
+
+    def pause(self, duration: float) -> None:
+        """Freeze for ``duration`` s (a GC pause, a VM stall): messages and timers are held
+        and handled when it ends, as a stalled process sees them."""
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"pause duration must be > 0 seconds, got {duration!r}")
+        end = self.env.now + duration
+        if end <= self._paused_until:
+            return
+        self._paused_until = end
+        epoch = self.epoch
+        self.sim.at(duration, lambda: self._unpause(epoch, end))
+
+    def _unpause(self, epoch: int, end: float) -> None:
+        if epoch != self.epoch or self._paused_until != end:
+            return
+        self._paused_until = -math.inf
+        held, self._held = self._held, []
+        for fn in held:
+            fn()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_until > self.env.now
+
+    def slow_down(self, factor: float) -> None:
+        """Multiply service times by ``factor`` (1 = normal): a gray failure."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"slow-down factor must be > 0, got {factor!r}")
+        self.slow_factor = float(factor)
+
+
+_NO_REPLY = object()
+"""Return this from a handler that will answer later with ``node.reply(msg, ...)``."""
+NO_REPLY = _NO_REPLY
+
+
+def _succeed_with(ev: Event) -> Callable[[str, Any], None]:
+    def cb(outcome: str, value: Any) -> None:
+        ev.succeed((outcome, value))
+
+    return cb
+
+
+class _WorkerPool:
+    """``workers`` FIFO servers fed by a queue; callback driven (no process per request)."""
+
+    __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "busy", "queue",
+                 "served", "rejected", "_done")
+
+    def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit) -> None:
+        self.node = node
+        self.op = op
+        self.handler = handler
+        self.service = service
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self.busy = 0
+        self.queue: deque[Message] = deque()
+        self.served = 0
+        self.rejected = 0
+        self._done = self._complete
+
+    def reset(self) -> None:
+        self.busy = 0
+        self.queue.clear()
+
+    def arrive(self, msg: Message) -> None:
+        if self.busy < self.workers:
+            self.busy += 1
+            self._start(msg)
+        elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
+            self.rejected += 1
+            if msg.kind == REQUEST:
+                self.node.reply(msg, "queue full", "rejected")
+        else:
+            self.queue.append(msg)
+
+    def _start(self, msg: Message) -> None:
+        node = self.node
+        ev = Event(node.env)
+        ev._ok = True
+        ev._value = (node.epoch, msg)
+        ev.callbacks.append(self._done)
+        node.env.schedule(ev, NORMAL, self.service() * node.slow_factor)
+
+    def _complete(self, ev: Event) -> None:
+        node = self.node
+        epoch, msg = ev._value
+        if epoch != node.epoch:
+            return  # the node crashed while serving: the work is lost
+        if node._paused_until > node.env.now:
+            node._held.append(lambda: self._complete(ev))
+            return
+        self.served += 1
+        if self.handler is None:
+            if msg.kind == REQUEST:
+                node.reply(msg, None)
+        else:
+            node._run_handler(self.handler, msg)
+        if self.queue:
+            self._start(self.queue.popleft())
+        else:
+            self.busy -= 1
+
+    @property
+    def queue_length(self) -> int:
+        return len(self.queue)
