@@ -359,7 +359,7 @@ class _WorkerPool:
     """``workers`` FIFO servers fed by a queue; callback driven (no process per request)."""
 
     __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "busy", "queue",
-                 "served", "rejected", "_done")
+                 "served", "rejected", "arrivals", "waited", "_done")
 
     def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit) -> None:
         self.node = node
@@ -372,6 +372,8 @@ class _WorkerPool:
         self.queue: deque[Message] = deque()
         self.served = 0
         self.rejected = 0
+        self.arrivals = 0
+        self.waited = 0  # arrivals that found every worker busy (Erlang C counts these)
         self._done = self._complete
 
     def reset(self) -> None:
@@ -379,6 +381,7 @@ class _WorkerPool:
         self.queue.clear()
 
     def arrive(self, msg: Message) -> None:
+        self.arrivals += 1
         if self.busy < self.workers:
             self.busy += 1
             self._start(msg)
@@ -387,6 +390,7 @@ class _WorkerPool:
             if msg.kind == REQUEST:
                 self.node.reply(msg, "queue full", "rejected")
         else:
+            self.waited += 1
             self.queue.append(msg)
 
     def _start(self, msg: Message) -> None:
