@@ -34,6 +34,21 @@ def _names(v) -> tuple[str, ...]:
     return tuple(n if isinstance(n, str) else n.name for n in v)
 
 
+def _positive(fault: Fault, *names: str) -> None:
+    for n in names:
+        v = getattr(fault, n)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{fault.kind}.{n} must be a finite number > 0, got {v!r}")
+
+
+def _later(fault: Fault, name: str) -> None:
+    """``name`` (a heal or recover time) is optional, and if given must come after ``at``."""
+    v = getattr(fault, name)
+    _time(f"{fault.kind}.{name}", v, optional=True)
+    if v is not None and v <= fault.at:
+        raise ValueError(f"{fault.kind}.{name} must be > at ({fault.at}), got {v}")
+
+
 @dataclass(frozen=True)
 class Fault:
     kind: ClassVar[str] = "fault"
@@ -53,6 +68,16 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class NodeFault(Fault):
+    """A fault that acts on one node."""
+
+    node: str = ""
+
+    def nodes(self):
+        return [self.node]
+
+
+@dataclass(frozen=True)
 class Partition(Fault):
     """Split into ``groups`` at ``at``; heal at ``heal_at`` (None: a later ``Heal``).
     ``mode``: ``split`` (groups), ``oneway`` (groups[0] -> groups[1] lost), ``bridge``
@@ -68,9 +93,7 @@ class Partition(Fault):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "groups", tuple(_names(g) for g in self.groups))
-        _time("partition.heal_at", self.heal_at, optional=True)
-        if self.heal_at is not None and self.heal_at <= self.at:
-            raise ValueError(f"partition.heal_at must be > at ({self.at}), got {self.heal_at}")
+        _later(self, "heal_at")
         if self.mode not in ("split", "oneway", "bridge"):
             raise ValueError(f"partition.mode must be one of split, oneway, bridge; got {self.mode!r}")
         if len(self.groups) < 2 or (self.mode != "split" and len(self.groups) != 2):
@@ -84,21 +107,16 @@ class Partition(Fault):
 
 
 @dataclass(frozen=True)
-class Isolate(Fault):
+class Isolate(NodeFault):
     """Cut ``node`` off from every other node."""
 
     kind: ClassVar[str] = "isolate"
-    node: str = ""
     heal_at: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _time("isolate.heal_at", self.heal_at, optional=True)
-        if self.heal_at is not None and self.heal_at <= self.at:
-            raise ValueError(f"isolate.heal_at must be > at ({self.at}), got {self.heal_at}")
+        _later(self, "heal_at")
 
-    def nodes(self):
-        return [self.node]
 
 
 @dataclass(frozen=True)
@@ -109,71 +127,55 @@ class Heal(Fault):
 
 
 @dataclass(frozen=True)
-class Crash(Fault):
+class Crash(NodeFault):
     """Crash ``node``; recover at ``recover_at`` (None: stays down; ``stop``: crash-stop)."""
 
     kind: ClassVar[str] = "crash"
-    node: str = ""
     recover_at: float | None = None
     stop: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _time("crash.recover_at", self.recover_at, optional=True)
-        if self.recover_at is not None and (self.recover_at <= self.at or self.stop):
-            raise ValueError("crash.recover_at must be > at, and not set with stop=True")
+        _later(self, "recover_at")
+        if self.recover_at is not None and self.stop:
+            raise ValueError("crash.recover_at must not be set with stop=True (crash-stop never recovers)")
 
-    def nodes(self):
-        return [self.node]
 
 
 @dataclass(frozen=True)
-class Pause(Fault):
+class Pause(NodeFault):
     """Freeze ``node`` for ``duration`` seconds (GC pause)."""
 
     kind: ClassVar[str] = "pause"
-    node: str = ""
     duration: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (math.isfinite(self.duration) and self.duration > 0):
-            raise ValueError(f"pause.duration must be > 0 seconds, got {self.duration!r}")
+        _positive(self, "duration")
 
-    def nodes(self):
-        return [self.node]
 
 
 @dataclass(frozen=True)
-class SlowDown(Fault):
+class SlowDown(NodeFault):
     """Multiply ``node``'s service times by ``factor`` for ``duration`` s (gray failure)."""
 
     kind: ClassVar[str] = "slowdown"
-    node: str = ""
     factor: float = 10.0
     duration: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (math.isfinite(self.factor) and self.factor > 0):
-            raise ValueError(f"slowdown.factor must be > 0, got {self.factor!r}")
-        if not (math.isfinite(self.duration) and self.duration > 0):
-            raise ValueError(f"slowdown.duration must be > 0 seconds, got {self.duration!r}")
+        _positive(self, "factor", "duration")
 
-    def nodes(self):
-        return [self.node]
 
 
 @dataclass(frozen=True)
-class ClockJump(Fault):
+class ClockJump(NodeFault):
     """Step ``node``'s clock by ``delta_s`` seconds."""
 
     kind: ClassVar[str] = "clock_jump"
-    node: str = ""
     delta_s: float = 0.0
 
-    def nodes(self):
-        return [self.node]
 
 
 @dataclass(frozen=True)
@@ -190,10 +192,7 @@ class LatencySpike(Fault):
         super().__post_init__()
         if self.on is not None:
             object.__setattr__(self, "on", _names(self.on))
-        if not (math.isfinite(self.duration) and self.duration > 0):
-            raise ValueError(f"latency_spike.duration must be > 0 seconds, got {self.duration!r}")
-        if not (math.isfinite(self.factor) and self.factor > 0):
-            raise ValueError(f"latency_spike.factor must be > 0, got {self.factor!r}")
+        _positive(self, "duration", "factor")
         if not (math.isfinite(self.extra_s) and self.extra_s >= 0):
             raise ValueError(f"latency_spike.extra_s must be >= 0 seconds, got {self.extra_s!r}")
 
@@ -214,8 +213,7 @@ class LossBurst(Fault):
         super().__post_init__()
         if self.on is not None:
             object.__setattr__(self, "on", _names(self.on))
-        if not (math.isfinite(self.duration) and self.duration > 0):
-            raise ValueError(f"loss_burst.duration must be > 0 seconds, got {self.duration!r}")
+        _positive(self, "duration")
         if not (0 <= self.loss <= 1):
             raise ValueError(f"loss_burst.loss must be a probability in [0, 1], got {self.loss!r}")
 
