@@ -85,25 +85,17 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     import matplotlib.pyplot as plt
 
-    pct = results["percentiles"]
-    avail = results["availability"]
-    if "seed" in pct:  # several seeds: show their mean per window
+    from simulator import plots
+
+    pct, avail = results["percentiles"], results["availability"]
+    if "seed" in pct:  # several seeds: the mean per window
         pct = pct.groupby("window", as_index=False)[["p50", "p99"]].mean()
         avail = avail.groupby(["side", "window"], as_index=False)["availability"].mean()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, constrained_layout=True)
-    for ax in (ax1, ax2):
-        ax.axvspan(p.partition_at, p.heal_at, color="tab:red", alpha=0.12, label="partition")
-    ax1.plot(pct["window"], pct["p50"] * 1e3, label="p50", color="tab:blue")
-    ax1.plot(pct["window"], pct["p99"] * 1e3, label="p99", color="tab:orange")
-    ax1.set_ylabel("latency of ok requests (ms)")
-    ax1.set_yscale("log")
-    ax1.legend(loc="upper left")
-    for side, g in avail.groupby("side"):
-        ax2.step(g["window"], g["availability"], where="post", label=side)
-    ax2.set_ylim(-0.02, 1.05)
-    ax2.set_ylabel("availability (fraction ok)")
-    ax2.set_xlabel("time (s)")
-    ax2.legend(loc="lower left")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, constrained_layout=True)
+    window = [(p.partition_at, p.heal_at, "partition")]
+    plots.percentiles_over_time(pct, fault_windows=window, ax=ax1, title="Latency of successful requests")
+    plots.availability_over_time(avail, by="side", fault_windows=window, ax=ax2,
+                                 title="Availability per side of the partition")
     fig.suptitle("Retries hide 1% loss; a partition costs the cut-off side availability until it heals")
     return {"kernel_demo": fig}
 

@@ -1,0 +1,236 @@
+"""Figures from DataFrames (matplotlib, imported lazily; the kernel never imports this).
+
+Every function draws on ``ax`` if given and returns the Figure. Colors are stable per
+policy/side name (:func:`color_for`), so "retry" is the same color in every figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22"]
+FAULT_COLOR = "#d62728"
+_assigned: dict[str, str] = {}
+
+Window = tuple[float, float, str]
+
+
+def color_for(name: Any) -> str:
+    """A stable color for ``name``: the same name gets the same color in every figure."""
+    key = str(name)
+    if key not in _assigned:
+        used = set(_assigned.values())
+        free = [c for c in PALETTE if c not in used]
+        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "little")
+        _assigned[key] = free[0] if free else PALETTE[h % len(PALETTE)]
+    return _assigned[key]
+
+
+def policy_colors(names: Iterable[Any]) -> dict[str, str]:
+    return {str(n): color_for(n) for n in names}
+
+
+def _ax(ax, figsize=(8, 4.5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    return ax.figure, ax
+
+
+def shade_faults(ax, windows: Iterable[Window] | None, *, label: bool = True) -> None:
+    """Shade fault windows ``(start, end, label)`` on ``ax``."""
+    for i, (t0, t1, name) in enumerate(windows or ()):
+        ax.axvspan(t0, t1, color=FAULT_COLOR, alpha=0.12, lw=0, label=name if label and i == 0 else None)
+        ax.text((t0 + t1) / 2, 0.98, name, transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize=8, color=FAULT_COLOR)
+
+
+def latency_cdf(df: pd.DataFrame, *, by: str | None = None, ax=None, title: str | None = None,
+                ok_only: bool = True, log: bool = True):
+    """Empirical CDF of request latency (ms), one curve per ``by`` group."""
+    import numpy as np
+
+    fig, ax = _ax(ax)
+    d = df[df["outcome"] == "ok"] if ok_only and "outcome" in df else df
+    groups = d.groupby(by, observed=True) if by else [("all requests", d)]
+    for name, g in groups:
+        x = np.sort(g["latency"].to_numpy() * 1e3)
+        if len(x):
+            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=str(name), color=color_for(name))
+    if log:
+        ax.set_xscale("log")
+    for q in (0.5, 0.99):
+        ax.axhline(q, color="0.7", lw=0.8, ls=":")
+        ax.text(ax.get_xlim()[0], q, f" p{int(q * 100)}", va="bottom", fontsize=8, color="0.4")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("fraction of requests ≤ x")
+    ax.set_ylim(0, 1.01)
+    ax.legend(loc="lower right")
+    ax.set_title(title or "Latency CDF")
+    return fig
+
+
+def percentiles_over_time(pct: pd.DataFrame, *, fault_windows: Iterable[Window] | None = None,
+                          cols: Sequence[str] = ("p50", "p99"), by: str | None = None, ax=None,
+                          title: str | None = None):
+    """Latency percentiles per window (from ``metrics.latency_percentiles(..., window=)``)."""
+    fig, ax = _ax(ax)
+    shade_faults(ax, fault_windows)
+    groups = pct.groupby(by, observed=True) if by else [(None, pct)]
+    styles = ["-", "--", ":", "-."]
+    for name, g in groups:
+        for i, c in enumerate(cols):
+            label = c if name is None else f"{name} {c}"
+            color = color_for(c if name is None else name)
+            ax.plot(g["window"], g[c] * 1e3, styles[i % 4], label=label, color=color)
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or "Latency percentiles over time")
+    return fig
+
+
+def availability_over_time(avail: pd.DataFrame, *, by: str | None = "side",
+                           fault_windows: Iterable[Window] | None = None, ax=None, title: str | None = None):
+    """Availability per window (from ``metrics.availability`` / ``availability_by_side``)."""
+    fig, ax = _ax(ax)
+    shade_faults(ax, fault_windows)
+    groups = avail.groupby(by, observed=True) if by and by in avail else [("all", avail)]
+    for name, g in groups:
+        ax.step(g["window"], g["availability"], where="post", label=str(name), color=color_for(name), lw=1.8)
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("availability (fraction answered)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or "Availability over time")
+    return fig
+
+
+def comparison_grid(frames: dict[str, pd.DataFrame], x: str, ys: Sequence[str], *,
+                    fault_windows: Iterable[Window] | None = None, title: str | None = None,
+                    ylabels: dict[str, str] | None = None, logy: Sequence[str] = ()):
+    """One row per metric in ``ys``, one line per policy (the keys of ``frames``), shared x."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(ys), 1, figsize=(9, 2.6 * len(ys)), sharex=True, constrained_layout=True,
+                             squeeze=False)
+    for ax, y in zip(axes[:, 0], ys):
+        shade_faults(ax, fault_windows, label=False)
+        for policy, df in frames.items():
+            ax.plot(df[x], df[y], label=policy, color=color_for(policy), lw=1.6)
+        ax.set_ylabel((ylabels or {}).get(y, y))
+        if y in logy:
+            ax.set_yscale("log")
+    axes[0, 0].legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xlabel(x)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def space_time(trace: pd.DataFrame, *, nodes: Sequence[str] | None = None, t0: float | None = None,
+               t1: float | None = None, ax=None, title: str | None = None, max_messages: int = 400):
+    """A space-time (Lamport) diagram from ``sim.trace.frame()``: one horizontal line per node,
+    an arrow per delivered message, a red × where a message was dropped, partitions shaded and
+    crashes marked."""
+    import numpy as np
+
+    kinds = trace["kind"]
+    sends = trace[kinds == "send"]
+    ends = trace[kinds.isin(["deliver", "drop"])]
+    msgs = sends.merge(ends[["msg_id", "time", "kind"]], on="msg_id", suffixes=("", "_end"))
+    if t0 is not None:
+        msgs = msgs[msgs["time"] >= t0]
+    if t1 is not None:
+        msgs = msgs[msgs["time"] <= t1]
+    msgs = msgs.head(max_messages)
+    names = list(nodes) if nodes else sorted(set(msgs["src"]) | set(msgs["dst"]))
+    y = {n: i for i, n in enumerate(names)}
+    fig, ax = _ax(ax, figsize=(10, 0.6 * len(names) + 2))
+    lo = msgs["time"].min() if len(msgs) else 0.0
+    hi = msgs["time_end"].max() if len(msgs) else 1.0
+    ax.hlines(list(y.values()), lo, hi, color="0.75", lw=1)
+    cuts = trace[kinds.isin(["partition", "heal"])].sort_values("time")
+    start = None
+    for _, r in cuts.iterrows():
+        if r["kind"] == "partition" and start is None:
+            start = r["time"]
+        elif r["kind"] == "heal" and start is not None:
+            shade_faults(ax, [(start, r["time"], "partition")])
+            start = None
+    if start is not None:
+        shade_faults(ax, [(start, hi, "partition")])
+    for _, r in trace[kinds.isin(["crash", "recover"])].iterrows():
+        if r["src"] in y:
+            ax.plot(r["time"], y[r["src"]], marker="X" if r["kind"] == "crash" else "o", color="k", ms=9)
+    for _, m in msgs.iterrows():
+        if m["src"] not in y or m["dst"] not in y:
+            continue
+        ys, yd = y[m["src"]], y[m["dst"]]
+        color = color_for(m["op"])
+        if m["kind_end"] == "deliver":
+            ax.annotate("", xy=(m["time_end"], yd), xytext=(m["time"], ys),
+                        arrowprops=dict(arrowstyle="->", color=color, lw=0.9, alpha=0.8))
+        else:  # dropped: a dashed stub ending in a red cross halfway
+            xm, ym = (m["time"] + m["time_end"]) / 2, (ys + yd) / 2
+            ax.plot([m["time"], xm], [ys, ym], ls="--", color=color, lw=0.9, alpha=0.8)
+            ax.plot(xm, ym, marker="x", color=FAULT_COLOR, ms=7, mew=2)
+    ops = list(dict.fromkeys(msgs["op"]))
+    for op in ops[:8]:
+        ax.plot([], [], color=color_for(op), label=str(op))
+    ax.plot([], [], marker="x", ls="", color=FAULT_COLOR, mew=2, label="dropped")
+    ax.set_yticks(np.arange(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("true time (s)")
+    ax.legend(loc="upper right", fontsize=8, ncol=min(len(ops) + 1, 5))
+    ax.set_title(title or "Space-time diagram: messages between nodes")
+    return fig
+
+
+def summary_ci(ci: pd.DataFrame, *, x: str, metric: str, hue: str | None = None, ax=None,
+               title: str | None = None, ylabel: str | None = None):
+    """Means with 95% confidence intervals (from ``experiment.summarize``) of ``metric``
+    against ``x``, one series per ``hue``."""
+    fig, ax = _ax(ax)
+    d = ci[ci["metric"] == metric]
+    groups = d.groupby(hue, observed=True, sort=False) if hue else [(metric, d)]
+    cat = not all(isinstance(v, (int, float)) for v in d[x])
+    levels = list(dict.fromkeys(d[x]))
+    for name, g in groups:
+        xs = [levels.index(v) for v in g[x]] if cat else g[x]
+        err = [g["mean"] - g["ci95_low"], g["ci95_high"] - g["mean"]]
+        ax.errorbar(xs, g["mean"], yerr=err, fmt="o-", capsize=4, color=color_for(name), label=str(name))
+    if cat:
+        ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or metric)
+    if hue:
+        ax.legend(fontsize=8)
+    ax.set_title(title or f"{metric} (mean, 95% CI over seeds)")
+    return fig
+
+
+def sweep_figures(ci: pd.DataFrame, grid_keys: Sequence[str]) -> dict[str, Any]:
+    """One CI figure per metric of a sweep, against its first grid parameter."""
+    if ci.empty or not grid_keys:
+        return {}
+    x = grid_keys[0]
+    others = [c for c in ci.columns if c not in (x, "metric", "mean", "std", "n", "ci95_low", "ci95_high")]
+    out = {}
+    for metric in dict.fromkeys(ci["metric"]):
+        d = ci
+        hue = None
+        if others:
+            hue = "_series"
+            d = ci.assign(_series=ci[others].astype(str).agg(" ".join, axis=1))
+        out[f"sweep_{metric}"] = summary_ci(d, x=x, metric=metric, hue=hue,
+                                            title=f"{metric} vs {x} (mean, 95% CI over seeds)")
+    return out
