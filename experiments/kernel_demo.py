@@ -96,6 +96,7 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     plots.percentiles_over_time(pct, fault_windows=window, ax=ax1, title="Latency of successful requests")
     plots.availability_over_time(avail, by="side", fault_windows=window, ax=ax2,
                                  title="Availability per side of the partition")
+    ax1.set_xlabel("")
     fig.suptitle("Retries hide 1% loss; a partition costs the cut-off side availability until it heals")
     return {"kernel_demo": fig}
 
