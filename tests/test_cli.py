@@ -1,0 +1,50 @@
+"""The splitbrain command: listing, running, and clear errors (exit code 2) on bad input."""
+
+import json
+
+from simulator.cli import main
+
+
+def test_list_and_show(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel_demo" in out and "partition" in out
+    assert main(["show", "kernel_demo"]) == 0
+    out = capsys.readouterr().out
+    assert "rate (float) = 400.0" in out and "Lesson" in out
+
+
+def test_run_writes_a_complete_run_folder(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "kernel_demo", "--quick", "--serial", "--seeds", "2", "--out", str(out)]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["experiment"] == "kernel_demo" and meta["seed_list"] == [1, 2]
+    assert meta["versions"]["simpy"] and "git_revision" in meta and meta["failed_cells"] == []
+    for f in ("data/requests.csv", "data/summary.csv", "summary_ci.csv", "figures/kernel_demo.png",
+              "figures/kernel_demo.svg", "cells.csv"):
+        assert (out / f).exists(), f
+    assert "ci95_low" in capsys.readouterr().out
+
+
+def test_sweep_draws_ci_figures(tmp_path):
+    out = tmp_path / "s"
+    assert main(["sweep", "kernel_demo", "--quick", "--serial", "--grid", "loss=0,0.1", "--out", str(out)]) == 0
+    assert (out / "figures" / "sweep_availability.png").exists()
+
+
+def test_bad_input_exit_code_2_and_says_what_is_allowed(tmp_path, capsys):
+    assert main(["run", "nope"]) == 2
+    assert "available: " in capsys.readouterr().err
+    assert main(["run", "kernel_demo", "--param", "rat=1"]) == 2
+    assert "allowed:" in capsys.readouterr().err
+    assert main(["run", "kernel_demo", "--param", "rate=fast"]) == 2
+    assert "cannot read 'fast' as float" in capsys.readouterr().err
+    assert main(["run", "kernel_demo", "--param", "heal_at=1", "--quick"]) == 2
+    assert "partition_at < heal_at" in capsys.readouterr().err
+    assert main(["run", "kernel_demo", "--seeds", "0"]) == 2
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["run", "kernel_demo", "--quick", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
