@@ -54,8 +54,9 @@ def shade_faults(ax, windows: Iterable[Window] | None, *, label: bool = True) ->
 
 
 def latency_cdf(df: pd.DataFrame, *, by: str | None = None, ax=None, title: str | None = None,
-                ok_only: bool = True, log: bool = True):
-    """Empirical CDF of request latency (ms), one curve per ``by`` group."""
+                ok_only: bool = True, log: bool = True, tail: bool = False):
+    """Empirical CDF of request latency (ms), one curve per ``by`` group. ``tail=True`` draws
+    the complementary CDF P(latency > x) on log axes instead, where tails are visible."""
     import numpy as np
 
     fig, ax = _ax(ax)
@@ -64,17 +65,24 @@ def latency_cdf(df: pd.DataFrame, *, by: str | None = None, ax=None, title: str 
     for name, g in groups:
         x = np.sort(g["latency"].to_numpy() * 1e3)
         if len(x):
-            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=str(name), color=color_for(name))
+            f = np.arange(1, len(x) + 1) / len(x)
+            y = 1 - f + 1 / len(x) if tail else f
+            ax.step(x, y, where="post", label=str(name), color=color_for(name))
     if log:
         ax.set_xscale("log")
-    for q in (0.5, 0.99):
+    if tail:
+        ax.set_yscale("log")
+        marks = {0.5: "p50", 0.01: "p99", 0.001: "p99.9"}
+    else:
+        marks = {0.5: "p50", 0.99: "p99"}
+        ax.set_ylim(0, 1.01)
+    for q, name in marks.items():
         ax.axhline(q, color="0.7", lw=0.8, ls=":")
-        ax.text(ax.get_xlim()[0], q, f" p{int(q * 100)}", va="bottom", fontsize=8, color="0.4")
+        ax.text(ax.get_xlim()[0], q, f" {name}", va="bottom", fontsize=8, color="0.4")
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("fraction of requests ≤ x")
-    ax.set_ylim(0, 1.01)
-    ax.legend(loc="lower right")
-    ax.set_title(title or "Latency CDF")
+    ax.set_ylabel("fraction of requests > x" if tail else "fraction of requests ≤ x")
+    ax.legend(loc="lower left" if tail else "lower right")
+    ax.set_title(title or ("Latency tail (complementary CDF)" if tail else "Latency CDF"))
     return fig
 
 

@@ -1,0 +1,147 @@
+"""Write the teaching notebooks (without outputs) from the cell sources below.
+
+Notebooks are generated so that their code stays reviewable as plain Python; run
+``python scripts/build_notebooks.py`` after editing, and the notebook test executes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+KERNEL_TOUR = [
+    ("md", """# 01 · A tour of the splitbrain kernel
+
+A distributed system is a set of **nodes** that talk over a **network**. Both fail: messages
+are delayed, lost, duplicated, reordered; nodes crash, pause, or run slow; clocks drift; the
+network splits. This notebook builds a tiny world and breaks it on purpose, one fault at a
+time, measuring what a client sees.
+
+Everything is deterministic: the same seed gives bit-identical results, because every random
+draw comes from a *named* stream derived from one root seed."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from simulator import (Simulation, Constant, LogNormal, Exponential, Mixture,
+                       latency_percentiles, availability_by_side)
+from simulator import plots
+from simulator.experiment import quick_mode
+
+QUICK = quick_mode()          # CI runs this notebook with SPLITBRAIN_QUICK=1
+DURATION = 6.0 if QUICK else 30.0"""),
+    ("md", """## 1. Nodes and a lossy network
+
+A server is a node with a pool of workers and a service-time distribution. A client sends
+requests (RPCs) with a timeout. Outcomes are distinct: `ok`, `timeout` (indefinite: the work
+*may* have happened), `error`, `rejected`, `unreachable`, `crashed` (definite failures)."""),
+    ("code", """sim = Simulation(seed=7, trace=True)
+sim.network(latency=LogNormal(median=0.002, sigma=0.5), loss=0.05)
+server = sim.node("server")
+server.serve("get", lambda msg: f"value-{msg.payload}", service=Exponential(0.004), workers=2)
+client = sim.node("client")
+
+results = []
+def ask(i):
+    client.call("server", "get", i, timeout_s=0.05,
+                callback=lambda outcome, value: results.append((i, outcome, value)))
+for i in range(200):
+    sim.at(i * 0.01, lambda i=i: ask(i))
+sim.run(until=3)
+pd.Series([o for _, o, _ in results]).value_counts()"""),
+    ("md", """With 5% loss on each direction, a request fails if either the request or the reply is
+lost: P(timeout) = 1 − 0.95² ≈ 9.75%. The counts above should be close to that."""),
+    ("code", """lost = sum(1 for _, o, _ in results if o == "timeout") / len(results)
+print(f"timeouts: {lost:.3f}   theory: {1 - 0.95**2:.4f}")"""),
+    ("md", """## 2. A space-time diagram
+
+With `trace=True` the kernel records every send, delivery and drop. Time flows left to
+right; each horizontal line is a node; each arrow is a message; a red × marks a message the
+network dropped."""),
+    ("code", """fig = plots.space_time(sim.trace.frame(), nodes=["client", "server"], t1=0.12,
+                      title="Requests and replies; a red x is a message the network lost")
+plt.show()"""),
+    ("md", """## 3. Clocks drift
+
+Each node sees only its own physical clock. A clock with a 100 ppm drift gains 0.1 ms every
+second; an NTP-like sync every second resets it to true time ± the sync error."""),
+    ("code", """sim = Simulation(seed=1)
+free = sim.node("free-running", clock=dict(drift_ppm=100))
+synced = sim.node("synced", clock=dict(drift_ppm=100, sync_interval_s=1.0, sync_error_s=0.0002))
+rows = []
+def sample():
+    rows.append({"t": sim.now, "free-running": free.clock.error() * 1e3,
+                 "synced": synced.clock.error() * 1e3})
+    sim.at(0.05, sample)
+sim.at(0.0, sample)
+sim.run(until=10)
+clocks = pd.DataFrame(rows)
+fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
+for col in ("free-running", "synced"):
+    ax.plot(clocks["t"], clocks[col], label=col, color=plots.color_for(col))
+ax.set_xlabel("true time (s)"); ax.set_ylabel("clock error (ms)"); ax.legend()
+ax.set_title("Drift grows without bound; periodic sync keeps the error within its bound")
+plt.show()
+print("bound after sync:", synced.clock.error_bound_after_sync * 1e3, "ms")"""),
+    ("md", """## 4. A partition, measured
+
+Three servers, two clients, one on each side of a split. The `kernel_demo` experiment does
+exactly this; it is the same function the CLI (`splitbrain run kernel_demo`) and the tests
+call."""),
+    ("code", """from experiments import kernel_demo
+p = kernel_demo.QUICK if QUICK else kernel_demo.Params()
+res = kernel_demo.run(p, seed=1)
+res["summary"]"""),
+    ("code", """figs = kernel_demo.plot(res, p)
+plt.show()"""),
+    ("md", """The cut-off client keeps succeeding only when a (random) retry lands on the one server it
+can still reach: with 3 attempts and 1 of 3 servers reachable, P(success) = 1 − (2/3)³ ≈ 0.70.
+The majority side barely notices. Availability is not one number: it depends on **which side
+of the partition you are on**."""),
+    ("code", """df = res["requests"]
+part = df[(df.start > p.partition_at) & (df.start < p.heal_at - 0.3)]
+minority = part[part.client == "client_a"]
+print(f"minority availability during the partition: {(minority.outcome == 'ok').mean():.3f}"
+      f"   theory ≈ {1 - (2/3)**3:.3f}")"""),
+    ("md", """## 5. Latency tails
+
+A mixture distribution models a service that is usually fast and occasionally very slow.
+The complementary CDF — the fraction of requests slower than x, on log axes — shows the
+median barely moves while everything beyond the 99th percentile is 50× slower."""),
+    ("code", """sim = Simulation(seed=3)
+sim.network(latency=Constant(0.0005))
+for name, svc in {"steady": Exponential(0.004),
+                  "1% slow": Mixture([(0.99, Exponential(0.004)), (0.01, Constant(0.2))])}.items():
+    node = sim.node(name)
+    node.serve("get", service=svc, workers=8)
+from models.services import PoissonClient
+PoissonClient(sim, "c1", ["steady"], rate=300, stop_at=DURATION)
+PoissonClient(sim, "c2", ["1% slow"], rate=300, stop_at=DURATION)
+sim.run(until=DURATION + 1)
+df = sim.metrics.requests()
+fig = plots.latency_cdf(df, by="target", tail=True,
+                        title="1% slow requests leave the median alone and own the tail")
+plt.show()
+latency_percentiles(df, by="target")"""),
+]
+
+
+def build(path: Path, cells: list[tuple[str, str]]) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
+                for kind, src in cells]
+    nbf.write(nb, path)
+
+
+NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR}
+
+if __name__ == "__main__":
+    for name, cells in NOTEBOOKS.items():
+        build(ROOT / "notebooks" / name, cells)
+        print("wrote", ROOT / "notebooks" / name)
