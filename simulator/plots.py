@@ -188,8 +188,8 @@ def space_time(trace: pd.DataFrame, *, nodes: Sequence[str] | None = None, t0: f
         if m["kind_end"] == "deliver":
             ax.annotate("", xy=(m["time_end"], yd), xytext=(m["time"], ys),
                         arrowprops=dict(arrowstyle="->", color=color, lw=0.9, alpha=0.8))
-        else:  # dropped: a dashed stub ending in a red cross halfway
-            xm, ym = (m["time"] + m["time_end"]) / 2, (ys + yd) / 2
+        else:  # dropped: a dashed stub ending in a red cross a third of the way (never on a node line)
+            xm, ym = m["time"] + 0.35 * (m["time_end"] - m["time"]), ys + 0.35 * (yd - ys)
             ax.plot([m["time"], xm], [ys, ym], ls="--", color=color, lw=0.9, alpha=0.8)
             ax.plot(xm, ym, marker="x", color=FAULT_COLOR, ms=7, mew=2)
     ops = list(dict.fromkeys(msgs["op"]))
