@@ -83,7 +83,8 @@ class Node:
         self.slow_factor = 1.0
         self._paused_until = -math.inf
         self._held: list[Callable[[], None]] = []
-        self._handlers: dict[str, Callable] = {}
+        # "__connect__" answers a connection handshake (clients model connect timeouts with it).
+        self._handlers: dict[str, Callable] = {"__connect__": lambda msg: True}
         self._pools: dict[str, _WorkerPool] = {}
         self._pending: dict[int, Any] = {}
         self._procs: set[simpy.Process] = set()
@@ -109,11 +110,14 @@ class Node:
         service: Distribution | float,
         workers: int = 1,
         queue_limit: int | None = None,
+        admit: Callable[[float, int, float], bool] | None = None,
     ) -> _WorkerPool:
         """Serve ``op`` with ``workers`` FIFO workers and a service-time distribution.
 
         Requests beyond ``workers`` wait in a queue; past ``queue_limit`` waiting they are
-        ``rejected``. ``handler(msg)`` (optional) computes the reply value at completion.
+        ``rejected``; so are those ``admit(now, queue_length, oldest_wait_s)`` refuses (load
+        shedding), asked only when a request would have to wait.
+        ``handler(msg)`` (optional) computes the reply value at completion.
         Service times are multiplied by ``slow_factor`` (gray failure).
         """
         if not (isinstance(workers, int) and workers >= 1):
@@ -121,7 +125,7 @@ class Node:
         if queue_limit is not None and not (isinstance(queue_limit, int) and queue_limit >= 0):
             raise ValueError(f"queue_limit must be an integer >= 0 or None, got {queue_limit!r}")
         pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
-                           workers, queue_limit)
+                           workers, queue_limit, admit)
         self._pools[op] = pool
         return pool
 
@@ -358,18 +362,19 @@ def _succeed_with(ev: Event) -> Callable[[str, Any], None]:
 class _WorkerPool:
     """``workers`` FIFO servers fed by a queue; callback driven (no process per request)."""
 
-    __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "busy", "queue",
+    __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "admit", "busy", "queue",
                  "served", "rejected", "arrivals", "waited", "_done")
 
-    def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit) -> None:
+    def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit, admit=None) -> None:
         self.node = node
         self.op = op
         self.handler = handler
         self.service = service
         self.workers = workers
         self.queue_limit = queue_limit
+        self.admit = admit
         self.busy = 0
-        self.queue: deque[Message] = deque()
+        self.queue: deque[tuple[Message, float]] = deque()  # (request, arrival time)
         self.served = 0
         self.rejected = 0
         self.arrivals = 0
@@ -385,13 +390,19 @@ class _WorkerPool:
         if self.busy < self.workers:
             self.busy += 1
             self._start(msg)
-        elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
+        elif (self.queue_limit is not None and len(self.queue) >= self.queue_limit) or (
+                self.admit is not None and not self._admit()):
             self.rejected += 1
             if msg.kind == REQUEST:
-                self.node.reply(msg, "queue full", "rejected")
+                self.node.reply(msg, "overloaded", "rejected")
         else:
             self.waited += 1
-            self.queue.append(msg)
+            self.queue.append((msg, self.node.env.now))
+
+    def _admit(self) -> bool:
+        now = self.node.env.now
+        q = self.queue
+        return self.admit(now, len(q), now - q[0][1] if q else 0.0)
 
     def _start(self, msg: Message) -> None:
         node = self.node
@@ -416,7 +427,7 @@ class _WorkerPool:
         else:
             node._run_handler(self.handler, msg)
         if self.queue:
-            self._start(self.queue.popleft())
+            self._start(self.queue.popleft()[0])
         else:
             self.busy -= 1
 

@@ -180,7 +180,7 @@ def test_rpc_outcomes_are_distinct():
     assert got["ok"] == ("ok", 2)
     assert got["err"] == ("error", "bad key")
     assert got["slow"] == ("timeout", None)
-    assert got["q1"][0] == "ok" and got["q2"] == ("rejected", "queue full")
+    assert got["q1"][0] == "ok" and got["q2"] == ("rejected", "overloaded")
 
     sim, c, s = rpc_world()
     s.on("x", lambda m: 1)

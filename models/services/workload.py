@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from models.resilience.pipeline import Caller
 from models.resilience.retry import RetryPolicy
 from simulator import Exponential, Simulation
 
@@ -16,7 +17,8 @@ from simulator import Exponential, Simulation
 class PoissonClient:
     """Issues ``op`` requests as a Poisson process of ``rate`` per second, each to a target
     chosen uniformly at random from ``targets``, with a per-attempt ``timeout_s`` and a
-    ``retry`` policy. Stops issuing after ``limit`` requests or at ``stop_at`` seconds."""
+    ``retry`` policy — or through a ``caller`` (a resilience ``Pipeline``) that owns timeouts
+    and retries. Stops issuing after ``limit`` requests or at ``stop_at`` seconds."""
 
     def __init__(
         self,
@@ -31,7 +33,10 @@ class PoissonClient:
         limit: int | None = None,
         stop_at: float = math.inf,
         start_at: float = 0.0,
+        caller: Caller | None = None,
     ) -> None:
+        if caller is not None and retry is not None:
+            raise ValueError("give either retry= or caller= (a Pipeline has its own retry policy), not both")
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a number of requests per second > 0, got {rate!r}")
         if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
@@ -49,6 +54,7 @@ class PoissonClient:
         self.retry = retry or RetryPolicy()
         self.limit = math.inf if limit is None else limit
         self.stop_at = stop_at
+        self.caller = caller
         self.issued = 0
         self._gap = sim.sampler(Exponential(1.0 / rate), f"client.{name}.arrivals")
         self._pick = sim.uniforms(f"client.{name}.targets")
@@ -63,7 +69,10 @@ class PoissonClient:
         self.issued += 1
         target = self.targets[int(self._pick() * len(self.targets))]
         rid = self._log.begin(self.name, target, self.op, sim.now)
-        self._attempt(rid, target, 1, 0.0)
+        if self.caller is None:
+            self._attempt(rid, target, 1, 0.0)
+        else:
+            self.caller.call(self.node, target, self.op, None, lambda o, v: self._done(rid, o), rid=rid)
         sim.at(self._gap(), self._arrive)
 
     def _attempt(self, rid: int, target: str, attempt: int, prev_sleep: float) -> None:
@@ -77,3 +86,7 @@ class PoissonClient:
                 self._log.end(rid, self.sim.now, outcome, attempt)
 
         self.node.call(target, self.op, None, self.timeout_s, done)
+
+    def _done(self, rid: int, outcome: str) -> None:
+        log = self._log
+        log.end(rid, self.sim.now, outcome, 1 + int(log.get(rid, "retries")))
