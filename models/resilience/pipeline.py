@@ -155,6 +155,8 @@ class Pipeline:
         if self.timeout.total_s != math.inf:
             d = now + self.timeout.total_s
             deadline = d if deadline is None else min(deadline, d)
+        if deadline is not None and (payload is None or isinstance(payload, dict)):
+            payload = {**(payload or {}), "deadline": deadline}  # propagated to the callee
         budget = self._get(self.budgets, self.budget_cfg, dst, lambda: RetryBudget(self.budget_cfg))
         self._attempt(node, dst, op, payload, callback, rid, deadline, budget, 1, 0.0)
 
