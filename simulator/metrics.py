@@ -103,8 +103,14 @@ class RequestLog:
     def set(self, rid: int, name: str, value: float) -> None:
         self._extra[name][rid] = value
 
-    def get(self, rid: int, name: str) -> float:
-        return self._extra[name][rid]
+    def get(self, rid: int, name: str, default: float | None = None) -> float:
+        """Column ``name`` of request ``rid``; ``default`` if no such column was added."""
+        col = self._extra.get(name)
+        if col is None:
+            if default is None:
+                raise KeyError(f"no column {name!r}; columns: {sorted(self._extra)}")
+            return default
+        return col[rid]
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

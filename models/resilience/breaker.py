@@ -66,14 +66,25 @@ class CircuitBreakerConfig:
 
 
 class _CountWindow:
+    """The last ``size`` calls, with running totals (O(1) per call, like resilience4j's ring)."""
+
     def __init__(self, size: int) -> None:
-        self.calls: deque[tuple[bool, bool]] = deque(maxlen=size)
+        self.size = size
+        self.calls: deque[tuple[bool, bool]] = deque()
+        self.failed = 0
+        self.slow = 0
 
     def record(self, now: float, failed: bool, slow: bool) -> None:
+        if len(self.calls) == self.size:
+            f, s = self.calls.popleft()
+            self.failed -= f
+            self.slow -= s
         self.calls.append((failed, slow))
+        self.failed += failed
+        self.slow += slow
 
     def totals(self, now: float) -> tuple[int, int, int]:
-        return len(self.calls), sum(f for f, _ in self.calls), sum(s for _, s in self.calls)
+        return len(self.calls), self.failed, self.slow
 
 
 class _TimeWindow:

@@ -195,7 +195,7 @@ class PoissonClient:
 
     def _done(self, rid: int, outcome: str) -> None:
         log = self._log
-        log.end(rid, self.sim.now, outcome, 1 + int(log.get(rid, "retries")))
+        log.end(rid, self.sim.now, outcome, 1 + int(log.get(rid, "retries", 0)))
 
 
 class ClosedLoopUsers:
@@ -231,8 +231,7 @@ class ClosedLoopUsers:
         rid = self._log.begin(self.name, target, self.op, sim.now)
 
         def done(outcome: str, value) -> None:
-            self._log.end(rid, sim.now, outcome, 1 + (int(self._log.get(rid, "retries"))
-                                                      if self.caller is not None else 0))
+            self._log.end(rid, sim.now, outcome, 1 + int(self._log.get(rid, "retries", 0)))
             sim.at(self._think(), self._issue)
 
         if self.caller is None:
