@@ -131,6 +131,73 @@ latency_percentiles(df, by="target")"""),
 ]
 
 
+def _lesson(mod: str, intro: str, after: str) -> list[tuple[str, str]]:
+    return [("md", intro),
+            ("code", f"""from experiments import {mod}
+p = {mod}.QUICK if QUICK else {mod}.Params()
+res = {mod}.run(p, seed=1)
+figs = {mod}.plot(res, p)
+plt.show()
+res["summary"]"""),
+            ("md", after)]
+
+
+RESILIENCE = [
+    ("md", """# 02 · Resilience patterns and the failures they fix
+
+Every pattern here is a bet: spend a little (latency, load, complexity) to avoid a large
+failure. Each section runs one experiment — the same function `splitbrain run NAME` calls —
+and shows the failure mode first, then the pattern that fixes it (or the misuse that makes
+it worse). All arms of a comparison share their random streams, so the difference you see is
+the policy, not the noise."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.experiment import quick_mode
+QUICK = quick_mode()"""),
+    *_lesson("retry_storm", """## 1. Retry storms and metastable failure
+
+A server runs at 75% utilisation. For two seconds the network adds latency, so every request
+times out. Aggressive clients retry immediately, up to 5 times.""", """The aggressive arm never
+recovers: retries multiplied the load past capacity, the queue grew beyond the timeout, and now
+*every* request times out and is retried — the trigger is gone, the overload sustains itself.
+Exponential backoff with jitter plus a retry **budget** (retries only while most recent calls
+succeed) keeps the load near 1× and the system recovers the moment the spike ends."""),
+    *_lesson("backoff_jitter", """## 2. Backoff needs jitter
+
+N clients collide on one resource and retry with capped exponential backoff.""", """Without jitter the
+clients stay in lock-step: each wave, one wins and everyone else collides again, N(N+1)/2 calls
+in all. Jitter (full, equal or decorrelated) breaks the synchrony."""),
+    *_lesson("circuit_breaker", """## 3. Circuit breakers
+
+A dependency goes down for a while. Without a breaker every call waits out its timeout.""",
+             """With a breaker, callers fail fast (here onto a cached fallback) and the dependency
+gets only a trickle of half-open probes — room to recover. The bottom panel is the breaker's
+state machine: closed → open → half_open → open … → closed."""),
+    *_lesson("timeouts", """## 4. Timeouts: none, too long, well chosen
+
+Endpoint `a` calls a database that slows down 50×; endpoint `b` never touches it. Both share
+the frontend's workers.""", """Without a timeout — or with one longer than the clients wait —
+threads pile up on the slow database and endpoint `b` dies too: a cascading failure. A timeout
+just above the dependency's normal tail frees the workers."""),
+    *_lesson("bulkhead", """## 5. Bulkheads
+
+Same frontend, no timeout, but now the two endpoints get separate worker pools.""",
+             """Isolation contains the failure to the compartment that depends on the slow service."""),
+    *_lesson("tail_at_scale", """## 6. The tail at scale, and hedged requests
+
+A root request fans out to n leaves; 1% of leaf calls are slow.""", """The fraction of slow
+fan-outs follows 1 − (1 − p)ⁿ. Hedging — a second copy after the p95 — buys most of the tail
+back for about 5% extra load."""),
+    *_lesson("load_balancing", """## 7. Load balancing around a slow instance
+
+One of five backends is 5× slower (alive and passing health checks: a gray failure).""",
+             """Random and round robin keep feeding it its full share; least-outstanding and the
+power of two choices notice its queue and route around it."""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -139,7 +206,7 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nbf.write(nb, path)
 
 
-NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR}
+NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
