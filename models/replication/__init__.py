@@ -1,6 +1,15 @@
 """Replication: the key-value store contract and workload, logical clocks, primary-backup,
-leaderless eventual consistency, Dynamo quorums, CRDTs (Raft lives in ``raft``)."""
+leaderless eventual consistency, Dynamo quorums and CRDTs (Raft lives in ``raft``)."""
 
+from .clocks import HybridLogicalClock, LamportClock, VectorClock
+from .crdt import CounterClients, CRDTStore, GCounter, LWWRegister, ORSet, PNCounter
+from .eventual import EventualStore
 from .kv import KeyChooser, KVStore, KVStoreBase, KVWorkload, Uniform, Zipf
+from .primary_backup import PrimaryBackup
+from .quorum import QuorumStore, miss_probability
 
-__all__ = ["KVStore", "KVStoreBase", "KVWorkload", "KeyChooser", "Uniform", "Zipf"]
+__all__ = [
+    "CRDTStore", "CounterClients", "EventualStore", "GCounter", "HybridLogicalClock", "KVStore", "KVStoreBase",
+    "KVWorkload", "KeyChooser", "LWWRegister", "LamportClock", "ORSet", "PNCounter", "PrimaryBackup",
+    "QuorumStore", "Uniform", "VectorClock", "Zipf", "miss_probability",
+]
