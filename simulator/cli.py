@@ -108,6 +108,8 @@ def _print_summary(res: ex.RunResult) -> None:
     if not ci.empty:
         with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_rows", 200):
             print(ci.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if (ci["n"] < 2).all():
+            print("(one seed: no confidence intervals; replicate with --seeds N)")
     print(f"\nrun folder: {res.folder}")
     for p in res.figures:
         print(f"figure: {p}")
