@@ -99,7 +99,8 @@ class EventualStore(KVStoreBase):
 
     ``clocks``: per-node physical clock options (one dict for all, or a list with one per node),
     e.g. ``[dict(offset_s=0.0), dict(offset_s=-0.05)]``. ``write_delay``: seconds (or a
-    distribution) a remote replica takes to apply a write before it acks.
+    distribution) a remote replica takes to apply a write before it acks. ``record_versions``:
+    keep ``store.versions[value]`` = the version each written value was given.
     """
 
     def __init__(self, sim: Simulation, n: int = 3, *, r: int = 1, w: int = 1, resolution: str = "lww",
@@ -107,7 +108,7 @@ class EventualStore(KVStoreBase):
                  selection: str = "all", write_delay: float | Distribution = 0.0,
                  replica_timeout_s: float = 0.1, anti_entropy_interval_s: float | None = None,
                  read_repair: bool = False, hinted_handoff: bool = False, sloppy: bool = False,
-                 handoff_interval_s: float = 0.5, prefix: str = "e") -> None:
+                 handoff_interval_s: float = 0.5, prefix: str = "e", record_versions: bool = False) -> None:
         self.cfg = cfg = LeaderlessConfig(n, r, w, resolution, cluster_size, selection, replica_timeout_s,
                                           anti_entropy_interval_s, read_repair, hinted_handoff, sloppy,
                                           handoff_interval_s)
@@ -115,6 +116,8 @@ class EventualStore(KVStoreBase):
         if isinstance(clocks, list) and len(clocks) != m:
             raise ValueError(f"clocks must be one dict or a list of {m} dicts (one per node), got {len(clocks)}")
         self.sim, self.name = sim, prefix
+        # value -> the version its coordinator gave it (for lost-update analysis), if asked for
+        self.versions: dict[Any, Any] | None = {} if record_versions else None
         self.nodes: list[Node] = [
             sim.node(f"{prefix}{i}", clock=(clocks[i] if isinstance(clocks, list) else clocks)) for i in range(m)]
         self.res = RESOLUTIONS[resolution]({nd.name: nd.clock.now for nd in self.nodes})
@@ -203,6 +206,8 @@ class EventualStore(KVStoreBase):
     def _coord_write(self, node: Node, msg: Message) -> Any:
         key, value = msg.payload
         state = self.res.write(node.name, node.durable["kv"].get(key), value)
+        if self.versions is not None:
+            self.versions[value] = state
         targets = self.choose_replicas(key, self.cfg.w)
         op = _Pending(self.cfg.w, len(targets))
         op.used.update(targets)

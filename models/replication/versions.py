@@ -61,6 +61,10 @@ class LWW:
     def read(self, state: State | None) -> Any:
         return None if state is None else state[1]
 
+    def supersedes(self, a: State, b: State) -> bool:
+        """True if version ``a`` (one write's state) is ordered after version ``b``."""
+        return a[0] > b[0]
+
     def values(self, state: State | None) -> tuple:
         return () if state is None else (state[1],)
 
@@ -119,6 +123,11 @@ class VersionVectors:
 
     def read(self, state: State | None) -> tuple:
         return self.values(state)
+
+    def supersedes(self, a: State, b: State) -> bool:
+        """True if write ``a``'s version vector strictly descends write ``b``'s (a saw b)."""
+        va, vb = a[0][0], b[0][0]
+        return va != vb and va.descends(vb)
 
     def values(self, state: State | None) -> tuple:
         return tuple(sorted((v for _, v in state or ()), key=_order))
