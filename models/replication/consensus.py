@@ -1,0 +1,389 @@
+"""Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", 2014).
+
+Follows Figure 2: persistent ``current_term``, ``voted_for`` and ``log`` live in
+``node.durable`` (they survive crashes); ``commit_index``, ``last_applied``, the role, the
+leader's ``next_index``/``match_index`` and the key-value state machine are volatile and
+rebuilt after a crash by re-applying the log as the commit index is re-learned.
+
+- Elections: randomized timeouts from ``election_timeout`` (uniform, a named stream per
+  node); RequestVote with the log up-to-date check (§5.4.1).
+- Replication: AppendEntries with the consistency check, truncation only on conflict, and
+  ``commit_index = min(leader_commit, index of last new entry)``; a leader counts replicas
+  only for entries of its own term (§5.4.2, Figure 8) and appends a no-op when elected.
+- Linearizable reads (§8): ``read_index`` (the leader notes its commit index, confirms it is
+  still leader with a round of heartbeats acknowledged by a majority, and answers once it has
+  applied up to that index) or ``log`` (reads go through the log).
+- Client requests that a deposed leader cannot finish get no reply (the client times out:
+  indeterminate), because the entry may still commit; a follower answers
+  ``RpcError(("not_leader", hint))`` (definite).
+
+All RPCs are one-way messages, so loss, duplication, reordering and partitions apply. Timers
+use ``node.after`` (they die with a crash) plus a generation counter for resets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simulator import NO_REPLY, Message, Node, RpcError, Simulation, Uniform
+
+from .kv import CAS, CAS_MISMATCH, NOT_LEADER, READ, WRITE
+
+VOTE_REQ, VOTE_RESP, APPEND, APPEND_RESP = "raft.vote", "raft.vote_resp", "raft.append", "raft.append_resp"
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    election_timeout: tuple[float, float] = (0.15, 0.3)
+    heartbeat_s: float = 0.05
+    read_mode: str = "read_index"  # "read_index" | "log"
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        lo, hi = self.election_timeout
+        if not (0 < lo <= hi):
+            raise ValueError(f"election_timeout must be (low, high) with 0 < low <= high, got {self.election_timeout}")
+        if not (0 < self.heartbeat_s < lo):
+            raise ValueError(f"heartbeat_s must be in (0, election_timeout low={lo}), got {self.heartbeat_s}")
+        if self.read_mode not in ("read_index", "log"):
+            raise ValueError(f"read_mode must be 'read_index' or 'log', got {self.read_mode!r}")
+        if not (isinstance(self.max_batch, int) and self.max_batch >= 1):
+            raise ValueError(f"max_batch must be an integer >= 1, got {self.max_batch!r}")
+
+
+class RaftNode:
+    def __init__(self, cluster: RaftCluster, node: Node) -> None:
+        self.cluster, self.node, self.sim = cluster, node, cluster.sim
+        self.name = node.name
+        self.peers = [n for n in cluster.names if n != node.name]
+        self.majority = len(cluster.names) // 2 + 1
+        lo, hi = cluster.config.election_timeout
+        self._timeout = self.sim.sampler(Uniform(lo, hi), f"raft.{cluster.name}.{node.name}.election")
+        d = node.durable
+        d.setdefault("term", 0)
+        d.setdefault("voted_for", None)
+        d.setdefault("log", [(0, None)])  # index 0: a sentinel; entries are (term, command)
+        self._volatile()
+        for op in (READ, WRITE, CAS):
+            node.on(op, self._client)
+        node.on(VOTE_REQ, self._on_vote_req)
+        node.on(VOTE_RESP, self._on_vote_resp)
+        node.on(APPEND, self._on_append)
+        node.on(APPEND_RESP, self._on_append_resp)
+        node.on_crash(self._volatile)
+        node.on_recover(self._reset_election_timer)
+        self._reset_election_timer()
+
+    # -- state -------------------------------------------------------------------------------
+    def _volatile(self) -> None:
+        self.role = "follower"
+        self.leader: str | None = None
+        self.commit_index = 0
+        self.last_applied = 0
+        self.kv: dict = {}
+        self.votes: set[str] = set()
+        self.next_index: dict[str, int] = {}
+        self.match_index: dict[str, int] = {}
+        self.pending: dict[int, Message] = {}  # log index -> client request awaiting apply
+        self.reads: list[tuple[Message, Any, int, int]] = []  # (msg, key, read_index, seq)
+        self.seq = 0
+        self.acked_seq: dict[str, int] = {}
+        self._election_gen = 0
+
+    @property
+    def term(self) -> int:
+        return self.node.durable["term"]
+
+    @property
+    def log(self) -> list:
+        return self.node.durable["log"]
+
+    def last(self) -> tuple[int, int]:
+        log = self.log
+        return len(log) - 1, log[-1][0]
+
+    def _step_down(self, term: int) -> None:
+        d = self.node.durable
+        if term > d["term"]:
+            d["term"] = term
+            d["voted_for"] = None
+        if self.role != "follower":
+            self.role = "follower"
+            self.pending.clear()  # may still commit: the clients will time out (indeterminate)
+            self.reads.clear()
+        self._reset_election_timer()
+
+    # -- elections -----------------------------------------------------------------------------
+    def _reset_election_timer(self) -> None:
+        self._election_gen += 1
+        gen = self._election_gen
+        self.node.after(self._timeout(), lambda: gen == self._election_gen and self._start_election())
+
+    def _start_election(self) -> None:
+        if self.role == "leader":
+            return
+        d = self.node.durable
+        d["term"] += 1
+        d["voted_for"] = self.name
+        self.role = "candidate"
+        self.leader = None
+        self.votes = {self.name}
+        self.cluster._candidacy(self.term)
+        li, lt = self.last()
+        for p in self.peers:
+            self.node.send(p, VOTE_REQ, (self.term, self.name, li, lt))
+        self._reset_election_timer()
+        if len(self.votes) >= self.majority:  # a one-node cluster
+            self._become_leader()
+
+    def _on_vote_req(self, msg: Message) -> None:
+        term, cand, li, lt = msg.payload
+        if term > self.term:
+            self._step_down(term)
+        my_li, my_lt = self.last()
+        d = self.node.durable
+        grant = (term == self.term and d["voted_for"] in (None, cand)
+                 and (lt > my_lt or (lt == my_lt and li >= my_li)))
+        if grant:
+            d["voted_for"] = cand
+            self._reset_election_timer()
+        self.node.send(cand, VOTE_RESP, (self.term, self.name, grant))
+
+    def _on_vote_resp(self, msg: Message) -> None:
+        term, voter, granted = msg.payload
+        if term > self.term:
+            self._step_down(term)
+            return
+        if self.role == "candidate" and term == self.term and granted:
+            self.votes.add(voter)
+            if len(self.votes) >= self.majority:
+                self._become_leader()
+
+    def _become_leader(self) -> None:
+        self.role = "leader"
+        self.leader = self.name
+        li, _ = self.last()
+        self.next_index = {p: li + 1 for p in self.peers}
+        self.match_index = {p: 0 for p in self.peers}
+        self.acked_seq = {p: 0 for p in self.peers}
+        self.log.append((self.term, None))  # a no-op commits the entries of earlier terms
+        self.cluster._elected(self)
+        self._heartbeat(self.term)
+
+    def _heartbeat(self, term: int) -> None:
+        if self.role != "leader" or self.term != term:
+            return
+        self._broadcast()
+        self.node.after(self.cluster.config.heartbeat_s, lambda: self._heartbeat(term))
+
+    # -- replication ---------------------------------------------------------------------------
+    def _broadcast(self) -> None:
+        self.seq += 1
+        for p in self.peers:
+            self._send_append(p)
+
+    def _send_append(self, peer: str) -> None:
+        log = self.log
+        ni = self.next_index[peer]
+        prev = ni - 1
+        entries = tuple(log[ni:ni + self.cluster.config.max_batch])
+        self.node.send(peer, APPEND, (self.term, self.name, prev, log[prev][0], entries, self.commit_index, self.seq))
+
+    def _on_append(self, msg: Message) -> None:
+        term, leader, prev, prev_term, entries, leader_commit, seq = msg.payload
+        if term < self.term:
+            self.node.send(leader, APPEND_RESP, (self.term, self.name, False, 0, seq))
+            return
+        self._step_down(term)  # also resets the election timer: a live leader
+        self.leader = leader
+        log = self.log
+        if prev >= len(log) or log[prev][0] != prev_term:
+            hint = min(len(log) - 1, prev - 1)
+            self.node.send(leader, APPEND_RESP, (self.term, self.name, False, max(hint, 0), seq))
+            return
+        idx = prev
+        for entry in entries:
+            idx += 1
+            if idx < len(log):
+                if log[idx][0] != entry[0]:
+                    del log[idx:]  # a conflict: drop it and everything after (§5.3)
+                    log.append(entry)
+            else:
+                log.append(entry)
+        match = prev + len(entries)
+        new_commit = min(leader_commit, match)
+        if new_commit > self.commit_index:  # a delayed append never moves it back
+            self.commit_index = new_commit
+            self._apply()
+        self.node.send(leader, APPEND_RESP, (self.term, self.name, True, match, seq))
+
+    def _on_append_resp(self, msg: Message) -> None:
+        term, peer, ok, match, seq = msg.payload
+        if term > self.term:
+            self._step_down(term)
+            return
+        if self.role != "leader" or term != self.term:
+            return
+        self.acked_seq[peer] = max(self.acked_seq[peer], seq)
+        if ok:
+            if match > self.match_index[peer]:
+                self.match_index[peer] = match
+            self.next_index[peer] = max(self.next_index[peer], match + 1)
+            self._advance_commit()
+            if self.next_index[peer] < len(self.log):
+                self._send_append(peer)  # more to ship
+        else:
+            self.next_index[peer] = max(1, min(self.next_index[peer] - 1, match + 1))
+            self._send_append(peer)
+        self._serve_reads()
+
+    def _advance_commit(self) -> None:
+        log = self.log
+        for n in range(len(log) - 1, self.commit_index, -1):
+            if log[n][0] != self.term:
+                break  # only entries of the current term are committed by counting (Figure 8)
+            if 1 + sum(1 for m in self.match_index.values() if m >= n) >= self.majority:
+                self.commit_index = n
+                self.cluster._committed(self, n)
+                self._apply()
+                break
+
+    def _apply(self) -> None:
+        log = self.log
+        while self.last_applied < self.commit_index:
+            self.last_applied += 1
+            i = self.last_applied
+            cmd = log[i][1]
+            result = self._execute(cmd)
+            self.cluster._applied(self.name, i, log[i])
+            msg = self.pending.pop(i, None)
+            if msg is not None and self.role == "leader":
+                if result is _MISMATCH:
+                    self.node.reply(msg, CAS_MISMATCH, "error")
+                else:
+                    self.node.reply(msg, result)
+        self._serve_reads()
+
+    def _execute(self, cmd) -> Any:
+        if cmd is None:
+            return None
+        f, key, args = cmd
+        kv = self.kv
+        if f == WRITE:
+            kv[key] = args[0]
+            return True
+        if f == CAS:
+            if kv.get(key) != args[0]:
+                return _MISMATCH
+            kv[key] = args[1]
+            return True
+        return kv.get(key)  # a read through the log
+
+    # -- clients -------------------------------------------------------------------------------
+    def _client(self, msg: Message):
+        if self.role != "leader":
+            raise RpcError((NOT_LEADER, self.leader))
+        key, *args = msg.payload
+        if msg.op == READ and self.cluster.config.read_mode == "read_index":
+            self._broadcast()  # a fresh heartbeat round confirms leadership
+            self.reads.append((msg, key, None, self.seq))
+            self._serve_reads()
+            return NO_REPLY
+        self.log.append((self.term, (msg.op, key, tuple(args))))
+        self.pending[len(self.log) - 1] = msg
+        for p in self.peers:
+            if self.next_index[p] == len(self.log) - 1:
+                self._send_append(p)
+        if not self.peers:
+            self._advance_commit()
+        return NO_REPLY
+
+    def _serve_reads(self) -> None:
+        if not self.reads or self.role != "leader":
+            return
+        # Safe only once an entry of this term has committed (the no-op): then commit_index is
+        # at least every committed entry (§8).
+        if self.log[self.commit_index][0] != self.term:
+            return
+        keep = []
+        for msg, key, read_index, seq in self.reads:
+            if read_index is None:
+                read_index = self.commit_index  # the read index: fixed once this term has committed
+            acks = 1 + sum(1 for s in self.acked_seq.values() if s >= seq)
+            if acks >= self.majority and self.last_applied >= read_index:
+                self.node.reply(msg, self.kv.get(key))
+            else:
+                keep.append((msg, key, read_index, seq))
+        self.reads = keep
+
+
+_MISMATCH = object()
+
+
+class RaftCluster:
+    """``n`` Raft replicas (nodes ``{name}{i}``) serving the key-value store contract."""
+
+    def __init__(self, sim: Simulation, n: int = 5, *, config: RaftConfig | None = None, name: str = "raft",
+                 **kwargs) -> None:
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        self.sim, self.name = sim, name
+        self.config = config or RaftConfig(**kwargs)
+        self.names = [f"{name}{i}" for i in range(n)]
+        self.nodes = [sim.node(x) for x in self.names]
+        self.elections: list[tuple[float, int, str]] = []  # (time, term, leader)
+        self.candidacies: dict[int, float] = {}  # term -> first time a candidate asked for it
+        self.committed: dict[int, tuple] = {}  # index -> entry, as known committed by a leader
+        self.applied: dict[int, tuple] = {}  # index -> entry applied by the first node to apply it
+        self.violations: list[str] = []
+        self.replicas = {nd.name: RaftNode(self, nd) for nd in self.nodes}
+
+    # -- the store contract -----------------------------------------------------------------------
+    def route(self, client_name: str) -> list[str]:
+        lead = self.leader()
+        return ([lead] if lead else []) + [x for x in self.names if x != lead]
+
+    def leader(self) -> str | None:
+        """The live leader of the highest term, if any (what an oracle would say)."""
+        best = None
+        for r in self.replicas.values():
+            if r.role == "leader" and r.node.up and (best is None or r.term > best.term):
+                best = r
+        return best.name if best else None
+
+    # -- instrumentation (safety checks) ----------------------------------------------------------
+    def _candidacy(self, term: int) -> None:
+        self.candidacies.setdefault(term, self.sim.now)
+
+    def _elected(self, r: RaftNode) -> None:
+        for _t, term, who in self.elections:
+            if term == r.term and who != r.name:
+                self.violations.append(f"two leaders in term {term}: {who} and {r.name}")
+        self.elections.append((self.sim.now, r.term, r.name))
+        log = r.log
+        for i, entry in self.committed.items():
+            if i >= len(log) or log[i] != entry:
+                self.violations.append(f"leader {r.name} (term {r.term}) lacks committed entry {i}")
+
+    def _committed(self, r: RaftNode, upto: int) -> None:
+        for i in range(1, upto + 1):
+            e = r.log[i]
+            old = self.committed.setdefault(i, e)
+            if old != e:
+                self.violations.append(f"index {i} committed as {old} and as {e}")
+
+    def _applied(self, node: str, i: int, entry: tuple) -> None:
+        old = self.applied.setdefault(i, entry)
+        if old != entry:
+            self.violations.append(f"{node} applied {entry} at index {i}, another node applied {old}")
+
+    def elections_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.elections, columns=["time", "term", "leader"])
+
+    def split_votes(self, until: float | None = None) -> int:
+        """Terms in which some node stood for election but nobody won."""
+        won = {t for _, t, _ in self.elections}
+        return sum(1 for t, at in self.candidacies.items() if t not in won and (until is None or at < until))
