@@ -1,0 +1,146 @@
+"""When the network splits, what does a CP store give up, and what does an AP store give up?
+
+Setup: five replicas and four clients, two on each side of a partition that cuts off two
+replicas (the minority) from three (the majority) between ``partition_at`` and ``heal_at``.
+The same workload (Poisson reads, writes and compare-and-set on a few keys; unique values;
+500 ms client timeout) runs against a CP store — Raft with read-index reads — and an AP
+store — leaderless, last-writer-wins by each node's physical clock (R = W = 1, read repair,
+hinted handoff, anti-entropy), whose clocks are skewed by up to ``skew_s``. Clients of the AP
+store use a home replica on their side. Both arms share random streams.
+
+Lesson (CAP): during the partition the CP store refuses the minority side (availability
+there drops to 0) and stays linearizable; the AP store answers everyone, but serves stale
+reads and, through LWW with skewed clocks, silently loses acknowledged writes — and it needs
+time after the heal to converge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from models.replication.consensus import RaftCluster
+from models.replication.eventual import EventualStore
+from models.replication.kv import KVWorkload
+from simulator import LogNormal, Simulation, availability_by_side
+from simulator.history import History
+
+ARMS = ("CP: Raft", "AP: LWW eventual")
+CLIENTS = {"min_a": "minority side", "min_b": "minority side", "maj_a": "majority side", "maj_b": "majority side"}
+
+
+@dataclass(frozen=True)
+class Params:
+    duration_s: float = 30.0
+    partition_at: float = 10.0
+    heal_at: float = 20.0
+    rate: float = 20.0  # operations per second per client
+    keys: int = 3
+    write_ratio: float = 0.4
+    cas_ratio: float = 0.0  # the AP store has no compare-and-set: keep the workloads identical
+    skew_s: float = 0.05
+    window_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.partition_at < self.heal_at < self.duration_s):
+            raise ValueError("need 0 <= partition_at < heal_at < duration_s")
+        if self.rate <= 0 or self.keys < 1 or self.window_s <= 0 or self.skew_s < 0:
+            raise ValueError("rate > 0, keys >= 1, window_s > 0 and skew_s >= 0 are required")
+        if not (0 <= self.write_ratio and 0 <= self.cas_ratio and self.write_ratio + self.cas_ratio <= 1):
+            raise ValueError("write_ratio, cas_ratio >= 0 with write_ratio + cas_ratio <= 1 are required")
+
+
+QUICK = Params(duration_s=9.0, partition_at=3.0, heal_at=6.0)
+
+
+def _store(sim: Simulation, arm: str, p: Params):
+    if arm == ARMS[0]:
+        return RaftCluster(sim, 5, name="r"), None
+    offsets = [-p.skew_s / 2 + p.skew_s * i / 4 for i in range(5)]
+    store = EventualStore(sim, n=5, r=1, w=1, resolution="lww", clocks=[dict(offset_s=o) for o in offsets],
+                          anti_entropy_interval_s=0.5, read_repair=True, hinted_handoff=True, prefix="e",
+                          record_versions=True)
+    return store, {"min_a": "e0", "min_b": "e1", "maj_a": "e2", "maj_b": "e3"}
+
+
+def raft_lost_writes(history: History, cluster: RaftCluster) -> int:
+    """Acknowledged writes whose entry is not in the committed log (Raft must lose none)."""
+    committed = {e[1][2][0] for e in cluster.committed.values() if e[1] is not None and e[1][0] == "kv.write"}
+    return sum(1 for i, t in enumerate(history.type)
+               if t == "ok" and history.f[i] == "write" and history.value[i] not in committed)
+
+
+def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
+    from experiments.clock_skew_lww import lost_writes
+    from experiments.staleness import read_freshness
+    from simulator.history.linearizable import check_linearizable
+
+    avail, summary = [], []
+    for arm in ARMS:
+        sim = Simulation(seed=seed)
+        sim.network(latency=LogNormal(median=0.002, sigma=0.5))
+        store, placement = _store(sim, arm, p)
+        h = History()
+        KVWorkload(sim, store, clients=list(CLIENTS), rate=p.rate, keys=p.keys, write_ratio=p.write_ratio,
+                   cas_ratio=p.cas_ratio, timeout_s=0.5, history=h, stop_at=p.duration_s,
+                   client_placement=placement, name="kv")
+        names = [n.name for n in store.nodes]
+        sim.faults.partition(at=p.partition_at, heal_at=p.heal_at,
+                             groups=[names[:2] + ["min_a", "min_b"], names[2:] + ["maj_a", "maj_b"]])
+        converged: list[float] = []
+        if placement is not None:
+            _probe(sim, store, converged, p.heal_at)
+        sim.run(until=p.duration_s + 1)
+        df = sim.metrics.requests()
+        a = availability_by_side(df, CLIENTS, window=p.window_s).assign(arm=arm)
+        avail.append(a)
+        verdict = check_linearizable(h, time_limit_s=60)
+        fresh = read_freshness(h)
+        if placement is None:
+            lost = raft_lost_writes(h, store)
+            conv_time = 0.0  # a committed entry is on a majority at once; others catch up from the log
+        else:
+            lost = lost_writes(h, store)[0]
+            conv_time = converged[0] - p.heal_at if converged else float("nan")
+        during = df[(df.start >= p.partition_at) & (df.start < p.heal_at)]
+        for side in ("minority side", "majority side"):
+            d = during[during.client.astype(str).map(CLIENTS) == side]
+            summary.append({"arm": arm, "side": side, "availability_during": float((d.outcome == "ok").mean())})
+        summary.append({"arm": arm, "side": "all", "availability_during": float((during.outcome == "ok").mean()),
+                        "linearizable": verdict.valid is True, "stale_reads": int(fresh["stale"].sum()),
+                        "reads": len(fresh), "lost_writes": lost,
+                        "convergence_after_heal_s": conv_time})
+    return {"availability": pd.concat(avail, ignore_index=True), "summary": pd.DataFrame(summary)}
+
+
+def _probe(sim: Simulation, store, out: list, after: float) -> None:
+    """Record the first time after ``after`` at which every replica holds the same state."""
+    if not out:
+        if sim.now > after and store.converged():
+            out.append(sim.now)
+        else:
+            sim.at(0.05, lambda: _probe(sim, store, out, after))
+
+
+def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
+    import matplotlib.pyplot as plt
+
+    from simulator import plots
+
+    av = results["availability"]
+    s = results["summary"]
+    if "seed" in av:
+        av = av.groupby(["arm", "side", "window"], as_index=False)["availability"].mean()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True, constrained_layout=True)
+    for ax, arm in zip(axes, ARMS):
+        plots.availability_over_time(av[av.arm == arm], by="side",
+                                     fault_windows=[(p.partition_at, p.heal_at, "partition")], ax=ax, title=arm)
+        tot = s[(s.arm == arm) & (s.side == "all")]
+        lin = "linearizable" if bool(tot.linearizable.all()) else "NOT linearizable"
+        ax.text(0.5, 0.45, f"{lin}\nstale reads: {int(tot.stale_reads.sum())}\n"
+                f"lost acknowledged writes: {int(tot.lost_writes.sum())}", transform=ax.transAxes, fontsize=10,
+                ha="center", va="center", bbox=dict(facecolor="white", alpha=0.9, edgecolor="0.7"))
+    fig.suptitle("CAP in one picture: CP refuses the minority side and stays linearizable; "
+                 "AP answers everyone but serves stale reads and loses writes")
+    return {"cap_partition": fig}
