@@ -1,7 +1,8 @@
 """Replication: the key-value store contract and workload, logical clocks, primary-backup,
-leaderless eventual consistency, Dynamo quorums and CRDTs (Raft lives in ``raft``)."""
+leaderless eventual consistency, Dynamo quorums, CRDTs and Raft (``consensus``)."""
 
 from .clocks import HybridLogicalClock, LamportClock, VectorClock
+from .consensus import RaftCluster, RaftConfig
 from .crdt import CounterClients, CRDTStore, GCounter, LWWRegister, ORSet, PNCounter
 from .eventual import EventualStore
 from .kv import KeyChooser, KVStore, KVStoreBase, KVWorkload, Uniform, Zipf
@@ -11,5 +12,5 @@ from .quorum import QuorumStore, miss_probability
 __all__ = [
     "CRDTStore", "CounterClients", "EventualStore", "GCounter", "HybridLogicalClock", "KVStore", "KVStoreBase",
     "KVWorkload", "KeyChooser", "LWWRegister", "LamportClock", "ORSet", "PNCounter", "PrimaryBackup",
-    "QuorumStore", "Uniform", "VectorClock", "Zipf", "miss_probability",
+    "QuorumStore", "RaftCluster", "RaftConfig", "Uniform", "VectorClock", "Zipf", "miss_probability",
 ]
