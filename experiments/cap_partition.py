@@ -75,6 +75,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     from experiments.clock_skew_lww import lost_writes
     from experiments.staleness import read_freshness
     from simulator.history.linearizable import check_linearizable
+    from simulator.history.staleness import session_guarantees
 
     avail, summary = [], []
     for arm in ARMS:
@@ -96,6 +97,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         a = availability_by_side(df, CLIENTS, window=p.window_s).assign(arm=arm)
         avail.append(a)
         verdict = check_linearizable(h, time_limit_s=60)
+        sessions = session_guarantees(h).groupby("guarantee")["violations"].sum()
         fresh = read_freshness(h)
         if placement is None:
             lost = raft_lost_writes(h, store)
@@ -110,7 +112,9 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         summary.append({"arm": arm, "side": "all", "availability_during": float((during.outcome == "ok").mean()),
                         "linearizable": verdict.valid is True, "stale_reads": int(fresh["stale"].sum()),
                         "reads": len(fresh), "lost_writes": lost,
-                        "convergence_after_heal_s": conv_time})
+                        "convergence_after_heal_s": conv_time,
+                        "read_your_writes_violations": int(sessions.get("read_your_writes", 0)),
+                        "monotonic_reads_violations": int(sessions.get("monotonic_reads", 0))})
     return {"availability": pd.concat(avail, ignore_index=True), "summary": pd.DataFrame(summary)}
 
 
