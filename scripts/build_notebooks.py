@@ -198,6 +198,74 @@ power of two choices notice its queue and route around it."""),
 ]
 
 
+CAP = [
+    ("md", """# 03 · CAP and PACELC, measured
+
+**CAP**: when the network partitions (P), a replicated store must choose between
+availability (A: every replica answers) and consistency (C: linearizability — every
+operation appears to take effect at one instant between its call and its return).
+**PACELC** adds: *else* (E), with no partition, it still trades latency (L) against
+consistency (C).
+
+We check consistency the way Jepsen does: clients record a history of invocations and
+completions, and a checker searches for a legal order."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.experiment import quick_mode
+from simulator.history import History
+from simulator.history.linearizable import check_linearizable
+QUICK = quick_mode()"""),
+    ("md", """## What the checker sees
+
+A write of 1 completes at t = 1; a read that *starts* at t = 2 returns the old value. No
+order of the two operations within their intervals explains that."""),
+    ("code", """h = History()
+w = h.invoke(0, "write", "x", 1, 0.0); h.ok(w, 1.0)
+r = h.invoke(1, "read", "x", None, 2.0); h.ok(r, 3.0, None)
+print(check_linearizable(h))"""),
+    ("md", """If the write had timed out instead (`info`: it *may* have happened), both outcomes of the
+read would be legal — the checker treats indeterminate operations as optional."""),
+    ("code", """h = History()
+w = h.invoke(0, "write", "x", 1, 0.0); h.info(w, 1.0)
+r = h.invoke(1, "read", "x", None, 2.0); h.ok(r, 3.0, None)
+print(check_linearizable(h).valid)"""),
+    *_lesson("cap_partition", """## 1. CAP: a CP store and an AP store through the same partition
+
+Raft (CP) and a last-writer-wins leaderless store (AP), five replicas each, clients on both
+sides of a 2 | 3 split.""", """Raft's minority side gets *nothing* while the partition lasts
+— and its history is linearizable. The AP store answers everyone, and pays in stale reads
+and in acknowledged writes that LWW silently discarded (its clocks are skewed by 50 ms)."""),
+    *_lesson("pacelc", """## 2. PACELC: no partition, still a tradeoff
+
+Quorum stores with N replicas, R read and W write acknowledgements.""", """R + W > N makes every
+read quorum intersect every write quorum — no stale reads — but each operation waits for more
+replicas: the *else* branch of PACELC."""),
+    *_lesson("staleness", """## 3. How stale? t-visibility
+
+With partial quorums, how likely is a read to see the latest committed write, as a function
+of how long after the commit it starts (Bailis et al., *Probabilistically Bounded
+Staleness*)?""", """Staleness is short-lived: within a few propagation delays partial quorums
+are almost always fresh — "eventually" is usually milliseconds."""),
+    *_lesson("clock_skew_lww", """## 4. Last-writer-wins and clock skew
+
+LWW orders writes by the coordinator's physical clock. What happens as clocks drift apart?""",
+             """Once the skew approaches the time between writes to a key, LWW silently drops
+acknowledged writes. Version vectors (siblings) lose none; hybrid logical clocks almost none."""),
+    *_lesson("raft_election", """## 5. Consensus needs randomness: Raft elections
+
+The leader crashes every two seconds; how long until a new one is elected?""", """With a 1 ms
+wide timeout range, candidates collide and split the vote again and again."""),
+    *_lesson("crdt_convergence", """## 6. CRDTs: available *and* convergent
+
+A PN-counter replicated on four nodes, partitioned 2 | 2, incremented on both sides.""",
+             """Both sides keep accepting increments; after the heal, merging states converges every
+replica to the same value, with no acknowledged increment lost — strong eventual consistency,
+for data types whose operations commute."""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -208,7 +276,8 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nbf.write(nb, path)
 
 
-NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE}
+NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
+             "03_cap_tradeoffs.ipynb": CAP}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
