@@ -48,3 +48,20 @@ def test_bad_input_exit_code_2_and_says_what_is_allowed(tmp_path, capsys):
     assert main(["run", "kernel_demo", "--quick", "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_check_linearizable_verdicts_and_exit_codes(tmp_path, capsys):
+    from simulator.history import History
+
+    good, bad = History(), History()
+    for h, read in ((good, 1), (bad, None)):
+        w = h.invoke(0, "write", "x", 1, 0.0)
+        h.ok(w, 1.0)
+        r = h.invoke(1, "read", "x", None, 2.0)
+        h.ok(r, 3.0, read)
+    good.save_jsonl(tmp_path / "good.jsonl")
+    bad.save_jsonl(tmp_path / "bad.jsonl")
+    assert main(["check", "linearizable", str(tmp_path / "good.jsonl")]) == 0
+    assert main(["check", "linearizable", str(tmp_path / "bad.jsonl")]) == 1
+    assert "not linearizable" in capsys.readouterr().out.lower()
+    assert main(["check", "linearizable", str(tmp_path / "missing.jsonl")]) == 2
