@@ -17,25 +17,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from models.services.scenarios import availability_figure, slow_dependency
+from models.services.scenarios import SlowDependencyParams, availability_figure, slow_dependency
 
 
 @dataclass(frozen=True)
-class Params:
-    duration_s: float = 40.0
-    slow_at: float = 10.0
-    slow_s: float = 15.0
-    slow_factor: float = 50.0
-    rate: float = 200.0
-    workers: int = 20
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.slow_at and self.slow_at + self.slow_s <= self.duration_s):
-            raise ValueError("need 0 <= slow_at and slow_at + slow_s <= duration_s")
-        if self.rate <= 0 or self.slow_factor < 1:
-            raise ValueError("rate must be > 0 and slow_factor >= 1")
-        if not (isinstance(self.workers, int) and self.workers >= 2):
-            raise ValueError(f"workers must be an integer >= 2 (split in two pools), got {self.workers}")
+class Params(SlowDependencyParams):
+    """The workers are split in two pools of half each in the bulkhead arm."""
 
 
 QUICK = Params(duration_s=12.0, slow_at=3.0, slow_s=5.0, rate=150.0)

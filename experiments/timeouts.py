@@ -19,26 +19,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from models.services.scenarios import availability_figure, slow_dependency
+from models.services.scenarios import SlowDependencyParams, availability_figure, slow_dependency
 
 ARMS = {"no timeout": math.inf, "too long (2 s)": 2.0, "well-chosen (60 ms)": 0.06}
 
 
 @dataclass(frozen=True)
-class Params:
-    duration_s: float = 40.0
-    slow_at: float = 10.0
-    slow_s: float = 15.0
-    slow_factor: float = 50.0
-    rate: float = 200.0
-    workers: int = 20
+class Params(SlowDependencyParams):
     well_chosen_s: float = 0.06
 
     def __post_init__(self) -> None:
-        if not (0 <= self.slow_at and self.slow_at + self.slow_s <= self.duration_s):
-            raise ValueError("need 0 <= slow_at and slow_at + slow_s <= duration_s")
-        if self.rate <= 0 or self.workers < 1 or self.slow_factor < 1 or self.well_chosen_s <= 0:
-            raise ValueError("rate > 0, workers >= 1, slow_factor >= 1 and well_chosen_s > 0 are required")
+        super().__post_init__()
+        if self.well_chosen_s <= 0:
+            raise ValueError(f"well_chosen_s must be > 0 seconds, got {self.well_chosen_s}")
 
 
 QUICK = Params(duration_s=12.0, slow_at=3.0, slow_s=5.0, rate=150.0)

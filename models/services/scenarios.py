@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -11,6 +12,26 @@ from simulator import Exponential, LogNormal, Simulation, availability
 
 from .service import Call, Endpoint, Service
 from .workload import PoissonClient
+
+
+@dataclass(frozen=True)
+class SlowDependencyParams:
+    """The parameters of :func:`slow_dependency` that experiments expose (shared base)."""
+
+    duration_s: float = 40.0
+    slow_at: float = 10.0
+    slow_s: float = 15.0
+    slow_factor: float = 50.0
+    rate: float = 200.0
+    workers: int = 20
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.slow_at and self.slow_at + self.slow_s <= self.duration_s):
+            raise ValueError("need 0 <= slow_at and slow_at + slow_s <= duration_s")
+        if self.rate <= 0 or self.slow_factor < 1:
+            raise ValueError(f"rate must be > 0 and slow_factor >= 1, got {self.rate}, {self.slow_factor}")
+        if not (isinstance(self.workers, int) and self.workers >= 2):
+            raise ValueError(f"workers must be an integer >= 2, got {self.workers!r}")
 
 
 def slow_dependency(seed: int, *, duration_s: float, slow_at: float, slow_s: float, slow_factor: float,
