@@ -131,3 +131,19 @@ class History:
     def load_jsonl(cls, path: str | Path) -> History:
         with Path(path).open() as fh:
             return cls.from_events(json.loads(line) for line in fh if line.strip())
+
+
+_LAZY = {"check_linearizable": "linearizable", "check_linearizable_file": "linearizable",
+         "LinearizabilityResult": "linearizable", "session_guarantees": "session", "staleness": "staleness",
+         "t_visibility": "staleness", "lost_writes": "staleness", "convergence_time": "staleness",
+         "siblings": "staleness", "pair_ops": "ops"}
+
+
+def __getattr__(name: str):
+    """Checkers load on first use (pandas/numpy stay off the recording path)."""
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'simulator.history' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
