@@ -31,7 +31,7 @@ import pandas as pd
 from simulator import (Simulation, Constant, LogNormal, Exponential, Mixture,
                        latency_percentiles, availability_by_side)
 from simulator import plots
-from simulator.experiment import quick_mode
+from simulator.runner import quick_mode
 
 QUICK = quick_mode()          # CI runs this notebook with SPLITBRAIN_QUICK=1
 DURATION = 6.0 if QUICK else 30.0"""),
@@ -154,7 +154,7 @@ the policy, not the noise."""),
 import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
-from simulator.experiment import quick_mode
+from simulator.runner import quick_mode
 QUICK = quick_mode()"""),
     *_lesson("retry_storm", """## 1. Retry storms and metastable failure
 
@@ -213,7 +213,7 @@ completions, and a checker searches for a legal order."""),
 import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
-from simulator.experiment import quick_mode
+from simulator.runner import quick_mode
 from simulator.history import History
 from simulator.history.linearizable import check_linearizable
 QUICK = quick_mode()"""),

@@ -26,6 +26,24 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 
+# Progress listeners ``(now, until) -> None`` set by the runner (``watch_progress``): when any
+# is set, ``run`` advances in 1% steps and reports after each; otherwise it costs nothing.
+_progress_listeners: list[Callable[[float, float], None]] = []
+
+
+class watch_progress:
+    """``with watch_progress(fn):`` every ``Simulation.run`` inside reports ``fn(now, until)``."""
+
+    def __init__(self, fn: Callable[[float, float], None]) -> None:
+        self.fn = fn
+
+    def __enter__(self) -> None:
+        _progress_listeners.append(self.fn)
+
+    def __exit__(self, *exc: object) -> None:
+        _progress_listeners.remove(self.fn)
+
+
 def name_key(name: str) -> int:
     """A stable 64-bit key for a stream name (never Python's salted ``hash()``)."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
@@ -140,13 +158,18 @@ class Simulation:
             self.faults.install(self)
             for fn in self._on_start:
                 fn()
+        steps, start = 100, self.env.now
+        if _progress_listeners:
+            for i in range(1, steps + 1):
+                self.env.run(until=start + (until - start) * i / steps)
+                for fn in _progress_listeners:
+                    fn(self.env.now, until)
+            return
         if not progress:
             self.env.run(until=until)
             return
         from tqdm.auto import tqdm
 
-        steps = 100
-        start = self.env.now
         with tqdm(total=steps, desc="simulating", unit="%") as bar:
             for i in range(1, steps + 1):
                 self.env.run(until=start + (until - start) * i / steps)

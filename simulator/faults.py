@@ -230,11 +230,21 @@ class FaultSchedule:
     """An ordered list of faults; build it with the helpers or from JSON, then replay it."""
 
     faults: list[Fault] = field(default_factory=list)
+    # The running world, once ``sim.run`` has installed the schedule: a fault added later is
+    # checked and scheduled at once (or refused), never silently ignored.
+    _live: Simulation | None = field(default=None, repr=False, compare=False)
 
     # -- building ------------------------------------------------------------------------------
     def add(self, fault: Fault) -> Fault:
         if not isinstance(fault, Fault):
             raise ValueError(f"fault must be a Fault, got {fault!r}")
+        sim = self._live
+        if sim is not None:
+            if fault.at < sim.now:
+                raise ValueError(f"{fault.kind} at {fault.at}s: the run is already at {sim.now}s; "
+                                 f"a fault added during a run must not start in the past")
+            FaultSchedule([*self.faults, fault]).validate(sim)
+            sim.at(fault.at - sim.now, _applier(sim, fault))
         self.faults.append(fault)
         return fault
 
@@ -357,6 +367,7 @@ class FaultSchedule:
         """Schedule every fault on ``sim`` (called by ``sim.run``)."""
         for f in self.faults:
             sim.at(max(0.0, f.at - sim.now), _applier(sim, f))
+        self._live = sim
 
 
 def _applier(sim: Simulation, f: Fault):

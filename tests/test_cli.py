@@ -2,7 +2,7 @@
 
 import json
 
-from simulator.cli import main
+from simulator.runner.cli import main
 
 
 def test_list_and_show(capsys):

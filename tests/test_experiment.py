@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import experiment as ex
+from simulator import runner as ex
 
 # A tiny experiment defined here, registered for the tests that need a controllable one.
 toy = types.ModuleType("toy_experiment")

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from simulator import Constant, Simulation, availability, latency_percentiles, plots  # noqa: E402
-from simulator.experiment import summarize  # noqa: E402
+from simulator.runner import summarize  # noqa: E402
 
 
 def small_world():
