@@ -13,14 +13,16 @@ available — the failure is contained to the compartment that depends on the sl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
-from models.services.scenarios import SlowDependencyParams, availability_figure, slow_dependency
+from experiments._common import SlowDependencyParams
+from models.services.scenarios import slow_dependency
+from simulator.plots import availability_by_arm
+from simulator.runner import parameters
 
 
-@dataclass(frozen=True)
+@parameters
 class Params(SlowDependencyParams):
     """The workers are split in two pools of half each in the bulkhead arm."""
 
@@ -41,6 +43,6 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
-    return {"bulkhead": availability_figure(
+    return {"bulkhead": availability_by_arm(
         results, (p.slow_at, p.slow_at + p.slow_s),
         "A shared pool lets a slow db take down endpoint b; bulkheads contain the failure")}

@@ -16,39 +16,38 @@ time after the heal to converge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from models.replication.consensus import RaftCluster
-from models.replication.eventual import EventualStore
+from models.replication.eventual import EventualStore, superseded_writes
 from models.replication.kv import KVWorkload
 from simulator import LogNormal, Simulation, availability_by_side
 from simulator.history import History
+from simulator.runner import param, parameters
 
 ARMS = ("CP: Raft", "AP: LWW eventual")
 CLIENTS = {"min_a": "minority side", "min_b": "minority side", "maj_a": "majority side", "maj_b": "majority side"}
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    duration_s: float = 30.0
-    partition_at: float = 10.0
-    heal_at: float = 20.0
-    rate: float = 20.0  # operations per second per client
-    keys: int = 3
-    write_ratio: float = 0.4
-    cas_ratio: float = 0.0  # the AP store has no compare-and-set: keep the workloads identical
-    skew_s: float = 0.05
-    window_s: float = 0.5
+    duration_s: float = param(30.0, unit="s", gt=0, le=3600, help="simulated time")
+    partition_at: float = param(10.0, unit="s", ge=0, help="when the network splits")
+    heal_at: float = param(20.0, unit="s", gt=0, help="when it heals")
+    rate: float = param(20.0, unit="ops/s", gt=0, le=10_000, help="operations per second per client")
+    keys: int = param(3, unit="keys", ge=1, le=10_000, help="distinct keys")
+    write_ratio: float = param(0.4, unit="fraction", ge=0, le=1, help="share of writes")
+    cas_ratio: float = param(0.0, unit="fraction", ge=0, le=1,
+                             help="share of compare-and-set (the AP store has none: keep 0 for identical workloads)")
+    skew_s: float = param(0.05, unit="s", ge=0, le=3600, help="clock offset between the AP store's replicas")
+    window_s: float = param(0.5, unit="s", gt=0, le=3600, help="width of the availability windows")
 
     def __post_init__(self) -> None:
-        if not (0 <= self.partition_at < self.heal_at < self.duration_s):
-            raise ValueError("need 0 <= partition_at < heal_at < duration_s")
-        if self.rate <= 0 or self.keys < 1 or self.window_s <= 0 or self.skew_s < 0:
-            raise ValueError("rate > 0, keys >= 1, window_s > 0 and skew_s >= 0 are required")
-        if not (0 <= self.write_ratio and 0 <= self.cas_ratio and self.write_ratio + self.cas_ratio <= 1):
-            raise ValueError("write_ratio, cas_ratio >= 0 with write_ratio + cas_ratio <= 1 are required")
+        if not self.partition_at < self.heal_at < self.duration_s:
+            raise ValueError(f"need partition_at < heal_at < duration_s, got {self.partition_at}, "
+                             f"{self.heal_at}, {self.duration_s}")
+        if self.write_ratio + self.cas_ratio > 1:
+            raise ValueError(f"need write_ratio + cas_ratio <= 1, got {self.write_ratio} + {self.cas_ratio}")
 
 
 QUICK = Params(duration_s=9.0, partition_at=3.0, heal_at=6.0)
@@ -72,11 +71,10 @@ def raft_lost_writes(history: History, cluster: RaftCluster) -> int:
 
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
-    from experiments.clock_skew_lww import lost_writes
     from simulator.history.linearizable import check_linearizable
     from simulator.history.staleness import session_guarantees, staleness
 
-    avail, summary = [], []
+    avail, summary, histories = [], [], {}
     for arm in ARMS:
         sim = Simulation(seed=seed)
         sim.network(latency=LogNormal(median=0.002, sigma=0.5))
@@ -95,6 +93,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         df = sim.metrics.requests()
         a = availability_by_side(df, CLIENTS, window=p.window_s).assign(arm=arm)
         avail.append(a)
+        histories["history_" + arm.split(":")[0].lower()] = h  # written to histories/ as JSON Lines
         verdict = check_linearizable(h, time_limit_s=60)
         sessions = session_guarantees(h).groupby("guarantee")["violations"].sum()
         fresh = staleness(h)
@@ -102,7 +101,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
             lost = raft_lost_writes(h, store)
             conv_time = 0.0  # a committed entry is on a majority at once; others catch up from the log
         else:
-            lost = lost_writes(h, store)[0]
+            lost = superseded_writes(h, store)[0]
             conv_time = converged[0] - p.heal_at if converged else float("nan")
         during = df[(df.start >= p.partition_at) & (df.start < p.heal_at)]
         for side in ("minority side", "majority side"):
@@ -114,7 +113,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                         "convergence_after_heal_s": conv_time,
                         "read_your_writes_violations": int(sessions.get("read_your_writes", 0)),
                         "monotonic_reads_violations": int(sessions.get("monotonic_reads", 0))})
-    return {"availability": pd.concat(avail, ignore_index=True), "summary": pd.DataFrame(summary)}
+    return {"availability": pd.concat(avail, ignore_index=True), "summary": pd.DataFrame(summary), **histories}
 
 
 def _probe(sim: Simulation, store, out: list, after: float) -> None:

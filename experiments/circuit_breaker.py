@@ -14,34 +14,31 @@ recover — and traffic returns within one open interval of the recovery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from models.resilience import CircuitBreakerConfig, FallbackConfig, Pipeline, TimeoutConfig
 from models.services import PoissonClient
 from simulator import Exponential, LogNormal, Simulation
+from simulator.runner import param, parameters
 
 ARMS = ("no breaker", "circuit breaker + fallback")
 STATE_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    duration_s: float = 60.0
-    rate: float = 200.0
-    timeout_s: float = 0.5
-    fail_at: float = 15.0
-    fail_s: float = 20.0
-    wait_in_open_s: float = 5.0
-    window_s: float = 1.0
+    duration_s: float = param(60.0, unit="s", gt=0, le=86_400, help="simulated time")
+    rate: float = param(200.0, unit="req/s", gt=0, le=1e6, help="requests per second")
+    timeout_s: float = param(0.5, unit="s", gt=0, le=3600, help="the caller's timeout per call")
+    fail_at: float = param(15.0, unit="s", ge=0, help="when the dependency goes down")
+    fail_s: float = param(20.0, unit="s", gt=0, help="how long it stays down")
+    wait_in_open_s: float = param(5.0, unit="s", gt=0, le=3600, help="breaker's wait in the open state")
+    window_s: float = param(1.0, unit="s", gt=0, le=3600, help="width of the time-series windows")
 
     def __post_init__(self) -> None:
-        if not (0 <= self.fail_at and self.fail_at + self.fail_s < self.duration_s):
-            raise ValueError("need 0 <= fail_at and fail_at + fail_s < duration_s")
-        for name in ("rate", "timeout_s", "fail_s", "wait_in_open_s", "window_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.fail_at + self.fail_s < self.duration_s:
+            raise ValueError(f"need fail_at + fail_s < duration_s, got {self.fail_at} + {self.fail_s} >= "
+                             f"{self.duration_s}")
 
 
 QUICK = Params(duration_s=20.0, fail_at=5.0, fail_s=8.0, wait_in_open_s=2.0)

@@ -19,71 +19,29 @@ siblings); HLC stamps order every write after what its coordinator has seen, so 
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from models.replication.eventual import EventualStore
+from models.replication.eventual import EventualStore, superseded_writes
 from models.replication.kv import KVWorkload
 from simulator import LogNormal, Simulation
-from simulator.history import History
+from simulator.runner import param, parameters
 
 RESOLUTIONS = ("lww", "hlc", "vv")
 LABELS = {"lww": "LWW, physical timestamps", "hlc": "LWW, hybrid logical clocks", "vv": "version vectors (siblings)"}
 
 
-def lost_writes(history: History, store: EventualStore) -> tuple[int, int]:
-    """``(lost, acked)``. An acknowledged write ``w`` is *lost* if the store orders some other
-    acknowledged write ``w0`` of the same key after it although ``w0`` completed before ``w``
-    began: once both have propagated, every read returns ``w0`` (or a successor), never ``w``.
-    Uses the versions the store recorded (``record_versions=True``) and its ``supersedes``."""
-    ops: dict = {}
-    by_key: dict = {}
-    for i, typ in enumerate(history.type):
-        p = history.process[i]
-        if typ == "invoke":
-            ops[p] = (history.key[i], history.value[i], history.time[i])
-        else:
-            key, value, start = ops.pop(p)
-            if typ == "ok" and history.f[i] == "write":
-                by_key.setdefault(key, []).append((history.time[i], start, value))
-    versions, sup = store.versions, store.res.supersedes
-    lost = acked = 0
-    for writes in by_key.values():
-        writes.sort()
-        ends = [w[0] for w in writes]
-        for _end, start, value in writes:
-            acked += 1
-            v = versions[value]
-            earlier = writes[: bisect.bisect_left(ends, start)]
-            if any(sup(versions[v0], v) for _, _, v0 in earlier):
-                lost += 1
-    return lost, acked
-
-
-@dataclass(frozen=True)
+@parameters
 class Params:
-    skews_ms: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
-    duration_s: float = 10.0
-    clients: int = 6
-    rate: float = 10.0  # writes/s per client
-    keys: int = 3
-    latency_median_s: float = 0.002
-    anti_entropy_interval_s: float = 0.2
-
-    def __post_init__(self) -> None:
-        if not self.skews_ms or any(not (s >= 0 and np.isfinite(s)) for s in self.skews_ms):
-            raise ValueError(f"skews_ms must list finite skews >= 0 ms, got {self.skews_ms}")
-        for nm in ("duration_s", "rate", "latency_median_s", "anti_entropy_interval_s"):
-            if not getattr(self, nm) > 0:
-                raise ValueError(f"{nm} must be > 0, got {getattr(self, nm)}")
-        if not (isinstance(self.clients, int) and self.clients >= 2):
-            raise ValueError(f"clients must be an integer >= 2 (writes must come from several replicas), "
-                             f"got {self.clients}")
-        if not (isinstance(self.keys, int) and self.keys >= 1):
-            raise ValueError(f"keys must be an integer >= 1, got {self.keys}")
+    skews_ms: tuple[float, ...] = param((0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0), unit="ms",
+                                        ge=0, le=3_600_000, help="clock offsets between replicas, one arm each")
+    duration_s: float = param(10.0, unit="s", gt=0, le=3600, help="simulated time")
+    clients: int = param(6, unit="clients", ge=2, le=1000,
+                         help="writing clients (>= 2: writes must come from several replicas)")
+    rate: float = param(10.0, unit="writes/s", gt=0, le=10_000, help="writes per second per client")
+    keys: int = param(3, unit="keys", ge=1, le=10_000, help="distinct keys")
+    latency_median_s: float = param(0.002, unit="s", gt=0, le=60, help="median one-way latency (lognormal)")
+    anti_entropy_interval_s: float = param(0.2, unit="s", gt=0, le=3600, help="anti-entropy period")
 
 
 QUICK = Params(skews_ms=(0.0, 20.0, 200.0), duration_s=3.0)
@@ -103,7 +61,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
             wl = KVWorkload(sim, store, clients=p.clients, rate=p.rate, keys=p.keys, write_ratio=1.0,
                             timeout_s=1.0, stop_at=p.duration_s)
             sim.run(until=p.duration_s + 20 * p.anti_entropy_interval_s)
-            lost, acked = lost_writes(wl.history, store)
+            lost, acked = superseded_writes(wl.history, store)
             rows.append(dict(skew_ms=skew_ms, resolution=res, label=LABELS[res], acked=acked, lost=lost,
                              lost_fraction=lost / acked if acked else np.nan, converged=store.converged()))
     return {"summary": pd.DataFrame(rows)}

@@ -16,38 +16,32 @@ Replicated Data Types", 2011): none is lost or double counted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from models.replication.crdt import CounterClients, CRDTStore
 from simulator import LogNormal, Simulation
+from simulator.runner import param, parameters
 
 SIDES = ("side A {r0, r1}", "side B {r2, r3}")
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    duration_s: float = 20.0
-    partition_at: float = 4.0
-    heal_at: float = 12.0
-    stop_at: float = 16.0
-    rate: float = 20.0  # increments/s per client on side A
-    side_b_factor: float = 0.5  # side B's clients increment at this fraction of ``rate``
-    loss: float = 0.02
-    latency_median_s: float = 0.005
-    gossip_interval_s: float = 0.2
-    sample_s: float = 0.05
+    duration_s: float = param(20.0, unit="s", gt=0, le=3600, help="simulated time")
+    partition_at: float = param(4.0, unit="s", ge=0, help="when the network splits")
+    heal_at: float = param(12.0, unit="s", gt=0, help="when it heals")
+    stop_at: float = param(16.0, unit="s", gt=0, help="when the clients stop incrementing")
+    rate: float = param(20.0, unit="incr/s", gt=0, le=10_000, help="increments per second per client on side A")
+    side_b_factor: float = param(0.5, unit="x", gt=0, le=100, help="side B's rate as a fraction of rate")
+    loss: float = param(0.02, unit="probability", ge=0, lt=1, help="per-message loss")
+    latency_median_s: float = param(0.005, unit="s", gt=0, le=60, help="median one-way latency (lognormal)")
+    gossip_interval_s: float = param(0.2, unit="s", gt=0, le=3600, help="state gossip period")
+    sample_s: float = param(0.05, unit="s", gt=0, le=3600, help="how often replica values are sampled")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.partition_at < self.heal_at <= self.stop_at < self.duration_s:
-            raise ValueError("need 0 <= partition_at < heal_at <= stop_at < duration_s, got "
+        if not self.partition_at < self.heal_at <= self.stop_at < self.duration_s:
+            raise ValueError("need partition_at < heal_at <= stop_at < duration_s, got "
                              f"{self.partition_at}, {self.heal_at}, {self.stop_at}, {self.duration_s}")
-        for nm in ("rate", "side_b_factor", "latency_median_s", "gossip_interval_s", "sample_s"):
-            if not getattr(self, nm) > 0:
-                raise ValueError(f"{nm} must be > 0, got {getattr(self, nm)}")
-        if not 0 <= self.loss < 1:
-            raise ValueError(f"loss must be in [0, 1), got {self.loss}")
 
 
 QUICK = Params(duration_s=6.0, partition_at=1.0, heal_at=3.0, stop_at=4.0, rate=15.0)

@@ -12,40 +12,36 @@ longer reach most servers; availability returns the moment the partition heals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from models.resilience import RetryPolicy
 from models.services import PoissonClient
-from simulator import Exponential, LogNormal, Simulation, availability_by_side, latency_percentiles
+from simulator import Exponential, FaultSchedule, LogNormal, Simulation, availability_by_side, latency_percentiles
+from simulator.runner import param, parameters
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    duration_s: float = 30.0
-    rate: float = 400.0  # requests per second, per client
-    loss: float = 0.01
-    latency_median_s: float = 0.002
-    service_mean_s: float = 0.004
-    workers: int = 4
-    timeout_s: float = 0.05
-    max_attempts: int = 3
-    partition_at: float = 10.0
-    heal_at: float = 20.0
-    window_s: float = 0.5
+    duration_s: float = param(30.0, unit="s", gt=0, le=86_400, help="simulated time")
+    rate: float = param(400.0, unit="req/s", gt=0, le=1e6, help="requests per second, per client")
+    loss: float = param(0.01, unit="probability", ge=0, le=1, help="per-message loss on every link")
+    latency_median_s: float = param(0.002, unit="s", gt=0, le=60, help="median one-way latency (lognormal)")
+    service_mean_s: float = param(0.004, unit="s", gt=0, le=60, help="mean service time (exponential)")
+    workers: int = param(4, unit="threads", ge=1, le=100_000, help="workers per server")
+    timeout_s: float = param(0.05, unit="s", gt=0, le=3600, help="client timeout per attempt")
+    max_attempts: int = param(3, unit="attempts", ge=1, le=100, help="attempts per request (1 = no retry)")
+    partition_at: float = param(10.0, unit="s", ge=0, help="when the network splits")
+    heal_at: float = param(20.0, unit="s", gt=0, help="when it heals")
+    window_s: float = param(0.5, unit="s", gt=0, le=3600, help="width of the availability/latency windows")
+    faults_json: str = param("", help="a saved fault schedule (JSON) replacing the partition; set by --faults")
 
     def __post_init__(self) -> None:
-        if not self.duration_s > 0:
-            raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
-        if not 0 <= self.partition_at < self.heal_at <= self.duration_s:
+        if not self.partition_at < self.heal_at <= self.duration_s:
             raise ValueError(
-                f"need 0 <= partition_at < heal_at <= duration_s, got {self.partition_at}, "
+                f"need partition_at < heal_at <= duration_s, got {self.partition_at}, "
                 f"{self.heal_at}, {self.duration_s}")
-        if not self.rate > 0:
-            raise ValueError(f"rate must be > 0 requests/s, got {self.rate}")
-        if not self.window_s > 0:
-            raise ValueError(f"window_s must be > 0 seconds, got {self.window_s}")
+        if self.window_s > self.duration_s:
+            raise ValueError(f"window_s must be <= duration_s, got {self.window_s} > {self.duration_s}")
 
 
 QUICK = Params(duration_s=6.0, rate=200.0, partition_at=2.0, heal_at=4.0)
@@ -64,8 +60,11 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     for c in SIDES:
         PoissonClient(sim, c, [s.name for s in servers], rate=p.rate, timeout_s=p.timeout_s,
                       retry=retry, stop_at=p.duration_s)
-    sim.faults.partition(at=p.partition_at, heal_at=p.heal_at,
-                         groups=[["client_a", "s0"], ["client_b", "s1", "s2"]])
+    if p.faults_json:  # a saved schedule (splitbrain run kernel_demo --faults F.json) replaces the split
+        sim.faults.extend(FaultSchedule.from_json(p.faults_json))
+    else:
+        sim.faults.partition(at=p.partition_at, heal_at=p.heal_at,
+                             groups=[["client_a", "s0"], ["client_b", "s1", "s2"]])
     sim.run(until=p.duration_s + 1.0)  # one extra second lets the last requests finish
     df = sim.metrics.requests()
     avail = availability_by_side(df, SIDES, window=p.window_s)

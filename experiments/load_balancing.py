@@ -15,29 +15,20 @@ with only two random probes per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from models.services import BALANCERS, Call, Endpoint, PoissonClient, Service
 from simulator import Exponential, LogNormal, Simulation
+from simulator.runner import param, parameters
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    duration_s: float = 30.0
-    rate: float = 1000.0
-    instances: int = 5
-    slow_factor: float = 5.0
-    client_timeout_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.duration_s <= 0 or self.rate <= 0 or self.client_timeout_s <= 0:
-            raise ValueError("duration_s, rate and client_timeout_s must be > 0")
-        if not (isinstance(self.instances, int) and self.instances >= 2):
-            raise ValueError(f"instances must be an integer >= 2, got {self.instances}")
-        if self.slow_factor < 1:
-            raise ValueError(f"slow_factor must be >= 1, got {self.slow_factor}")
+    duration_s: float = param(30.0, unit="s", gt=0, le=86_400, help="simulated time")
+    rate: float = param(1000.0, unit="req/s", gt=0, le=1e6, help="requests per second")
+    instances: int = param(5, unit="instances", ge=2, le=10_000, help="service instances behind the balancer")
+    slow_factor: float = param(5.0, unit="x", ge=1, le=1e6, help="service-time multiplier of the slow instance")
+    client_timeout_s: float = param(2.0, unit="s", gt=0, le=3600, help="client timeout")
 
 
 QUICK = Params(duration_s=8.0, rate=800.0)

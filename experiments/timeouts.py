@@ -15,23 +15,20 @@ fails fast and ``b`` is untouched.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
-from models.services.scenarios import SlowDependencyParams, availability_figure, slow_dependency
+from experiments._common import SlowDependencyParams
+from models.services.scenarios import slow_dependency
+from simulator.plots import availability_by_arm
+from simulator.runner import param, parameters
 
 ARMS = {"no timeout": math.inf, "too long (2 s)": 2.0, "well-chosen (60 ms)": 0.06}
 
 
-@dataclass(frozen=True)
+@parameters
 class Params(SlowDependencyParams):
-    well_chosen_s: float = 0.06
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.well_chosen_s <= 0:
-            raise ValueError(f"well_chosen_s must be > 0 seconds, got {self.well_chosen_s}")
+    well_chosen_s: float = param(0.06, unit="s", gt=0, le=60, help="the well-chosen timeout arm's timeout")
 
 
 QUICK = Params(duration_s=12.0, slow_at=3.0, slow_s=5.0, rate=150.0)
@@ -39,7 +36,8 @@ QUICK = Params(duration_s=12.0, slow_at=3.0, slow_s=5.0, rate=150.0)
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     out: dict[str, list[pd.DataFrame]] = {}
-    arms = dict(ARMS, **{"well-chosen (60 ms)": p.well_chosen_s})
+    arms = {k: v for k, v in ARMS.items() if not k.startswith("well-chosen")}
+    arms[f"well-chosen ({p.well_chosen_s * 1e3:g} ms)"] = p.well_chosen_s
     for arm, t in arms.items():
         res = slow_dependency(seed, duration_s=p.duration_s, slow_at=p.slow_at, slow_s=p.slow_s,
                               slow_factor=p.slow_factor, rate=p.rate, dep_timeout_s=t,
@@ -50,6 +48,6 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
-    return {"timeouts": availability_figure(
+    return {"timeouts": availability_by_arm(
         results, (p.slow_at, p.slow_at + p.slow_s),
         "Without a good timeout a slow db exhausts the workers and takes down endpoint b too")}

@@ -243,3 +243,27 @@ def sweep_figures(ci: pd.DataFrame, grid_keys: Sequence[str]) -> dict[str, Any]:
         out[f"sweep_{metric}"] = summary_ci(d, x=x, metric=metric, hue=hue,
                                             title=f"{metric} vs {x} (mean, 95% CI over seeds)")
     return out
+
+
+def availability_by_arm(frames: dict[str, pd.DataFrame], window: tuple[float, float], title: str):
+    """Availability over time of endpoints a and b, one line per arm (``arm`` column): the
+    slow-dependency scenario of ``models.services.scenarios``."""
+    import matplotlib.pyplot as plt
+
+    avail = frames["availability"]
+    if "seed" in avail:
+        avail = avail.groupby(["arm", "op", "window"], as_index=False)["availability"].mean()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, constrained_layout=True)
+    for ax, op, label in zip(axes, ("a", "b"), ("endpoint a (calls the slow db)", "endpoint b (local only)")):
+        shade_faults(ax, [(window[0], window[1], "db slow")])
+        for i, (arm, g) in enumerate(avail[avail.op == op].groupby("arm", sort=False)):
+            # Arms can coincide: vary the dash and width so an overlapped line stays visible.
+            ax.step(g["window"], g["availability"], where="post", label=arm, color=color_for(arm),
+                    lw=2.6 - 0.7 * i, ls=("-", "--", ":")[i % 3])
+        ax.set_title(label)
+        ax.set_xlabel("time (s)")
+        ax.set_ylim(-0.03, 1.05)
+    axes[0].set_ylabel("availability (fraction ok)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    return fig

@@ -11,7 +11,9 @@ def test_list_and_show(capsys):
     assert "kernel_demo" in out and "partition" in out
     assert main(["show", "kernel_demo"]) == 0
     out = capsys.readouterr().out
-    assert "rate (float) = 400.0" in out and "Lesson" in out
+    assert "Lesson" in out
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("rate "))
+    assert row[:5] == ["rate", "float", "400.0", "req/s", "0"] and "1000000" in row
 
 
 def test_run_writes_a_complete_run_folder(tmp_path, capsys):
@@ -19,8 +21,8 @@ def test_run_writes_a_complete_run_folder(tmp_path, capsys):
     assert main(["run", "kernel_demo", "--quick", "--serial", "--seeds", "2", "--out", str(out)]) == 0
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["experiment"] == "kernel_demo" and meta["seed_list"] == [1, 2]
-    assert meta["versions"]["simpy"] and "git_revision" in meta and meta["failed_cells"] == []
-    for f in ("data/requests.csv", "data/summary.csv", "summary_ci.csv", "figures/kernel_demo.png",
+    assert meta["versions"]["simpy"] and "revision" in meta["git"] and meta["failed_cells"] == []
+    for f in ("data/requests.parquet", "data/summary.parquet", "summary_ci.csv", "figures/kernel_demo.png",
               "figures/kernel_demo.svg", "cells.csv"):
         assert (out / f).exists(), f
     assert "ci95_low" in capsys.readouterr().out

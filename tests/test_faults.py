@@ -86,3 +86,22 @@ def test_invalid_schedules_raise_before_the_run():
         FaultSchedule().crash(-1, "a")
     with pytest.raises(ValueError, match="unknown fault kind"):
         FaultSchedule.from_list([{"kind": "meteor", "at": 1}])
+
+
+def test_a_fault_added_during_a_run_is_applied_or_refused():
+    from simulator import Simulation
+
+    sim = Simulation(seed=1)
+    a = sim.node("a")
+    sim.node("b")
+    sim.run(until=1.0)
+    sim.faults.crash(2.0, "a", recover_at=3.0)  # valid: scheduled at once
+    sim.run(until=2.5)
+    assert not a.up
+    sim.run(until=3.5)
+    assert a.up
+    with pytest.raises(ValueError, match="unknown node 'ghost'"):
+        sim.faults.crash(4.0, "ghost")
+    with pytest.raises(ValueError, match="must not start in the past"):
+        sim.faults.crash(1.0, "a")
+    assert len(sim.faults) == 1  # the refused ones were not kept

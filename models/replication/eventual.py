@@ -33,6 +33,7 @@ per bucket of keys) with a random peer and the two exchange the states of differ
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -374,3 +375,33 @@ class EventualStore(KVStoreBase):
         for k, s in states.items():
             if self._apply(node, k, s):
                 self.stats["ae_keys_synced"] += 1
+
+
+def superseded_writes(history: Any, store: EventualStore) -> tuple[int, int]:
+    """``(lost, acked)`` acknowledged writes of a ``simulator.history`` history run on ``store``.
+    An acknowledged write ``w`` is *lost* if the store orders some other
+    acknowledged write ``w0`` of the same key after it although ``w0`` completed before ``w``
+    began: once both have propagated, every read returns ``w0`` (or a successor), never ``w``.
+    Uses the versions the store recorded (``record_versions=True``) and its ``supersedes``."""
+    ops: dict = {}
+    by_key: dict = {}
+    for i, typ in enumerate(history.type):
+        p = history.process[i]
+        if typ == "invoke":
+            ops[p] = (history.key[i], history.value[i], history.time[i])
+        else:
+            key, value, start = ops.pop(p)
+            if typ == "ok" and history.f[i] == "write":
+                by_key.setdefault(key, []).append((history.time[i], start, value))
+    versions, sup = store.versions, store.res.supersedes
+    lost = acked = 0
+    for writes in by_key.values():
+        writes.sort()
+        ends = [w[0] for w in writes]
+        for _end, start, value in writes:
+            acked += 1
+            v = versions[value]
+            earlier = writes[: bisect.bisect_left(ends, start)]
+            if any(sup(versions[v0], v) for _, _, v0 in earlier):
+                lost += 1
+    return lost, acked

@@ -5,9 +5,6 @@ call it, and ``splitbrain`` (``simulator.runner.cli``) is its command line. Expe
 found by name through :mod:`importlib`, so ``simulator`` still imports nothing from them.
 """
 
-from .checks import Check, mean_ci95
-from .executors import Cell, dask_executor, process_executor, run_cell, serial_executor
-from .params import ExperimentError, coerce, param, parameters
 from .catalog import (
     describe_params,
     get,
@@ -20,6 +17,9 @@ from .catalog import (
     register,
     registry,
 )
+from .checks import Check, mean_ci95
+from .executors import Cell, dask_executor, process_executor, run_cell, serial_executor
+from .params import ExperimentError, coerce, param, parameters
 from .run import RunResult, plan, quick_mode, run_experiment, summarize
 
 __all__ = [

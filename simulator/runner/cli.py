@@ -181,7 +181,7 @@ def _run(args, argv) -> int:
         print(f"run folder: {folder}  ({len(cells)} cell(s); resume with --out {folder} --resume)",
               file=sys.stderr, flush=True)
 
-    from ..core import watch_progress
+    from simulator.core import watch_progress
 
     with watch_progress(reporter) if reporter else _nothing():
         res = run_experiment(
@@ -207,7 +207,7 @@ class _nothing:
 
 
 def _faults_override(mod, path: str) -> dict:
-    from ..faults import FaultSchedule
+    from simulator.faults import FaultSchedule
 
     if "faults_json" not in reg.param_types(mod):
         takers = [n for n, m in reg.registry().items() if "faults_json" in reg.param_types(m)]
@@ -290,7 +290,7 @@ def _print_summary(res) -> None:
 
 
 def _check(path: str) -> int:
-    from ..history.linearizable import check_linearizable_file
+    from simulator.history.linearizable import check_linearizable_file
 
     if not os.path.exists(path):
         raise ExperimentError(f"no such history file: {path}")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .params import ExperimentError
 from .catalog import module_by_name
+from .params import ExperimentError
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,15 @@ def _slug(v: Any) -> str:
 
 def write_frames(cell: Cell, frames: dict, folder: Path, fmt: str) -> None:
     """Write a cell's frames (with its seed and grid columns) and mark the cell done."""
+    from simulator.history import History
+
     d = folder / "cells" / cell.key
     d.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
+        if isinstance(df, History):  # a recorded history: JSON Lines, for `splitbrain check`
+            (folder / "histories").mkdir(exist_ok=True)
+            df.save_jsonl(folder / "histories" / f"{cell.key}_{name}.jsonl")
+            continue
         df = df.copy(deep=False)
         for k, v in reversed(cell.grid):
             df.insert(0, k, grid_text(v))

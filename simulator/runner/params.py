@@ -97,6 +97,10 @@ def parameters(cls: type) -> type:
         check_fields(self)
         if own is not None:
             own(self)
+        else:  # no rule of its own: a base class's cross-field rules still apply
+            inherited = getattr(super(cls, self), "__post_init__", None)
+            if inherited is not None:
+                inherited()
 
     cls.__post_init__ = __post_init__
     return dataclass(frozen=True)(cls)
@@ -135,7 +139,13 @@ def _check_value(name: str, v: Any, t: Any, spec: Spec, top: bool = False) -> No
         if len(inner) != len(v):
             raise ValueError(f"parameter {name}={v!r}: expected {len(inner)} items ({_type_name(t)})")
         for item, it in zip(v, inner):
-            _check_value(name, item, it, spec)
+            try:
+                _check_value(name, item, it, spec)
+            except ValueError as e:
+                if not top:
+                    raise
+                detail = str(e).split(": need ", 1)[-1] if ": need " in str(e) else str(e)
+                raise ValueError(f"parameter {name}={v!r} is not allowed: every item needs {detail}") from None
         return
     if t is bool:
         if not isinstance(v, (bool,)):
@@ -237,8 +247,9 @@ def describe(params_cls: type, base: Any) -> list[dict[str, str]]:
     rows = []
     for f in dataclasses.fields(params_cls):
         s, t = spec_of(f), field_types(params_cls)[f.name]
+        rng = "any text" if t is str and s.choices is None else s.range_text()
         rows.append({"name": f.name, "type": _type_name(t), "default": _show(getattr(base, f.name)),
-                     "unit": s.unit, "range": s.range_text(), "help": s.help})
+                     "unit": s.unit, "range": rng, "help": s.help})
     return rows
 
 

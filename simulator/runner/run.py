@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .catalog import get, grid_cells
 from .executors import Cell, Executor, serial_executor, write_frames, write_table
 from .params import ExperimentError
-from .catalog import get, grid_cells
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -311,7 +311,7 @@ def _figures(mod, frames, base, grid, ci, folder: Path) -> list[Path]:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .. import plots
+    from simulator import plots
 
     figs: dict[str, Any] = {}
     if not grid:
