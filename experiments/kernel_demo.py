@@ -112,3 +112,31 @@ if __name__ == "__main__":
     for name, fig in plot(res, params).items():
         fig.savefig(out / f"{name}.png", dpi=120)
     print(res["summary"].to_string(index=False))
+
+
+def validate(quick: bool) -> list:
+    """Retries under independent loss: with per-message loss l each way an attempt succeeds with
+    q = (1 - l)^2, so n attempts succeed with 1 - (1 - q)^n and take (1 - (1 - q)^n) / q attempts
+    on average (a geometric law cut at n) — the arithmetic behind "retries hide loss"."""
+    from simulator import Constant
+    from simulator.runner import Check
+
+    loss, n, reqs = 0.2, 3, (4_000 if quick else 40_000)
+    sim = Simulation(seed=11)
+    sim.network(latency=Constant(0.001), loss=loss)
+    sim.node("s0").serve("get", service=Constant(0.0001), workers=1000)
+    PoissonClient(sim, "c", ["s0"], rate=200.0, timeout_s=0.01, limit=reqs,
+                  retry=RetryPolicy(max_attempts=n, backoff="none", jitter="none"))
+    sim.run(until=reqs / 200.0 + 5)
+    df = sim.metrics.requests()
+    q = (1 - loss) ** 2
+    ok, att = (df.outcome == "ok").to_numpy(float), df.attempts.to_numpy(float)
+    se_ok, se_att = float(ok.std(ddof=1) / len(ok) ** 0.5), float(att.std(ddof=1) / len(att) ** 0.5)
+    why = f"4 binomial standard errors of {len(df)} independent requests"
+    setup = f"loss {loss} each way, {n} attempts, timeout >> round trip, no backoff"
+    return [Check("retries under independent loss: 1-(1-q)^n", setup, "P(request succeeds)",
+                  1 - (1 - q) ** n, float(ok.mean()), 4 * se_ok, why,
+                  (float(ok.mean()) - 1.96 * se_ok, float(ok.mean()) + 1.96 * se_ok)),
+            Check("truncated geometric law: (1-(1-q)^n)/q", setup, "mean attempts per request",
+                  (1 - (1 - q) ** n) / q, float(att.mean()), 4 * se_att, why,
+                  (float(att.mean()) - 1.96 * se_att, float(att.mean()) + 1.96 * se_att))]
