@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from .distributions import Distribution, as_distribution
+from .distributions import Distribution, as_distribution, buffered
 
 if TYPE_CHECKING:
     from .faults import FaultSchedule
@@ -92,21 +92,17 @@ class Simulation:
         return g
 
     def sampler(self, dist: Distribution | float, stream: str) -> Callable[[], float]:
-        """A batched ``() -> float`` sampler of ``dist`` on the stream ``stream``."""
+        """A batched ``() -> float`` sampler of ``dist`` on the stream ``stream``.
+
+        Batches start small and double (see :mod:`simulator.distributions`), so a node's
+        sampler holds about as many samples as it has used, at most 4,096; the values do not
+        depend on the batch sizes."""
         return as_distribution(dist, stream).sampler(self.rng(stream))
 
     def uniforms(self, stream: str) -> Callable[[], float]:
-        """A batched ``() -> float`` of U[0, 1) draws on the stream ``stream``."""
-        g = self.rng(stream)
-        buf: list[float] = []
-        pop = buf.pop
-
-        def u() -> float:
-            if not buf:
-                buf.extend(g.random(4096).tolist())
-            return pop()
-
-        return u
+        """A batched ``() -> float`` of U[0, 1) draws on the stream ``stream``, in the
+        generator's order (``rng(stream).random(n)``), in batches that start small and double."""
+        return buffered(self.rng(stream).random)
 
     # -- building the world ---------------------------------------------------------------
     def node(self, name: str, **kwargs: Any) -> Node:

@@ -4,17 +4,57 @@ Every distribution is a frozen dataclass (a value: printable, comparable, JSON-a
 ``to_dict``) that validates its parameters at construction. ``sampler(rng)`` returns a
 zero-argument callable that hands out one float per call from a buffer refilled by a single
 vectorised numpy draw, so the hot path costs a list pop, not a numpy call per sample.
+
+Batches are adaptive: the first refill draws ``FIRST_BATCH`` (16) samples and each refill
+doubles it, up to ``BATCH`` (4096). A world of 10,000 nodes that each serve a handful of
+requests then holds a few dozen samples per node, not 4,096 (~130 KB as Python floats), while
+a busy stream reaches full batches after a few hundred samples.
+
+The values a sampler hands out do not depend on the batch sizes: every draw here consumes its
+generator sample by sample (numpy's vectorised ``random``/``uniform``/``exponential``/
+``normal``/``lognormal``/``pareto`` are sequential loops, ziggurat rejections included), so
+batches of 16, 32, … concatenate to the same sequence as one large draw. ``Normal`` keeps its
+non-negative draws in order and ``Empirical`` indexes with uniform doubles to keep this
+property; ``Mixture`` picks and draws components on child streams spawned from its stream.
+(These three changed their sequences once, when batches became adaptive; the laws did not.)
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-BATCH = 4096
+BATCH = 4096  # the largest refill
+FIRST_BATCH = 16  # the first refill; each later one doubles, up to BATCH
+
+
+def buffered(draw: Callable[[int], np.ndarray], batch: int = BATCH, first: int = FIRST_BATCH) -> Callable[[], float]:
+    """A ``() -> float`` handing out, one by one, the values of successive ``draw(n)`` calls,
+    with ``n`` starting at ``first`` and doubling on each refill up to ``batch``.
+
+    ``sample.buffered()`` is the number of values drawn but not yet handed out (memory, tests).
+    """
+    if not (isinstance(batch, int) and batch >= 1 and isinstance(first, int) and first >= 1):
+        raise ValueError(f"batch and first must be integers >= 1, got batch={batch!r}, first={first!r}")
+    buf: list[float] = []
+    pop = buf.pop
+    size = min(first, batch)
+
+    def sample() -> float:
+        if not buf:
+            nonlocal size
+            # Reversed so that pop() (O(1) from the end) yields draws in numpy's order.
+            buf.extend(draw(size)[::-1].tolist())
+            if size < batch:
+                size = min(2 * size, batch)
+        return pop()
+
+    sample.buffered = buf.__len__  # type: ignore[attr-defined]
+    return sample
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -40,19 +80,10 @@ class Distribution:
         """Closed-form mean (``nan`` where none is implemented)."""
         return math.nan
 
-    def sampler(self, rng: np.random.Generator, batch: int = BATCH) -> Callable[[], float]:
-        """A fast ``() -> float`` drawing from ``rng`` in batches of ``batch``."""
-        buf: list[float] = []
-        pop = buf.pop
+    def sampler(self, rng: np.random.Generator, batch: int = BATCH, first: int = FIRST_BATCH) -> Callable[[], float]:
+        """A fast ``() -> float`` drawing from ``rng`` in batches growing from ``first`` to ``batch``."""
         draw = self.draw
-
-        def sample() -> float:
-            if not buf:
-                # Reversed so that pop() (O(1) from the end) yields draws in numpy's order.
-                buf.extend(draw(rng, batch)[::-1].tolist())
-            return pop()
-
-        return sample
+        return buffered(lambda n: draw(rng, n), batch, first)
 
     def to_dict(self) -> dict:
         d = {"type": type(self).__name__}
@@ -81,9 +112,11 @@ class Constant(Distribution):
     def draw(self, rng, n):
         return np.full(n, float(self.value))
 
-    def sampler(self, rng, batch=BATCH):
+    def sampler(self, rng, batch=BATCH, first=FIRST_BATCH):
         v = float(self.value)
-        return lambda: v
+        sample = lambda: v
+        sample.buffered = lambda: 0
+        return sample
 
     @property
     def mean(self) -> float:
@@ -149,11 +182,14 @@ class Normal(Distribution):
         )
 
     def draw(self, rng, n):
+        # The first n non-negative values of the generator's normal sequence, in order: the
+        # last batch of each round is all kept when the loop ends, so the generator stops just
+        # after the n-th kept value and consecutive draws concatenate like one draw.
         out = rng.normal(self.mu, self.sigma, n)
-        bad = out < 0
-        while bad.any():
-            out[bad] = rng.normal(self.mu, self.sigma, int(bad.sum()))
-            bad = out < 0
+        out = out[out >= 0]
+        while out.size < n:
+            more = rng.normal(self.mu, self.sigma, n - out.size)
+            out = np.concatenate((out, more[more >= 0]))
         return out
 
     @property
@@ -232,7 +268,10 @@ class Empirical(Distribution):
         object.__setattr__(self, "samples", tuple(arr.tolist()))
 
     def draw(self, rng, n):
-        return rng.choice(np.asarray(self.samples), n)
+        # Indexed by uniform doubles (one per sample) rather than rng.choice, whose 32-bit
+        # buffered integers make a batch's end depend on its size.
+        arr = np.asarray(self.samples)
+        return arr[np.minimum((rng.random(n) * arr.size).astype(np.intp), arr.size - 1)]
 
     @property
     def mean(self) -> float:
@@ -267,6 +306,23 @@ class Mixture(Distribution):
             if k:
                 out[mask] = d.draw(rng, k)
         return out
+
+    def sampler(self, rng, batch=BATCH, first=FIRST_BATCH):
+        # draw() interleaves the choice and the components' draws on one generator, in an order
+        # that depends on n; here the choice and each component get their own child stream
+        # (``rng.spawn``: derived from rng's seed, not its state), so batch sizes don't matter.
+        children = rng.spawn(len(self.components) + 1)
+        cdf = np.cumsum(self.weights).tolist()
+        cdf[-1] = 1.0
+        u = buffered(children[0].random, batch, first)
+        parts = [d.sampler(g, batch, first) for (_, d), g in zip(self.components, children[1:])]
+        if len(parts) == 2:
+            p0, a, b = cdf[0], parts[0], parts[1]
+            sample = lambda: a() if u() < p0 else b()
+        else:
+            sample = lambda: parts[bisect_right(cdf, u())]()
+        sample.buffered = lambda: u.buffered() + sum(p.buffered() for p in parts)
+        return sample
 
     @property
     def mean(self) -> float:
