@@ -17,20 +17,43 @@ rebuilt after a crash by re-applying the log as the commit index is re-learned.
   indeterminate), because the entry may still commit; a follower answers
   ``RpcError(("not_leader", hint))`` (definite).
 
+Election timer (Figure 2, "Rules for Servers"): a follower restarts it only when it grants a
+vote, accepts AppendEntries from the current leader, or starts an election itself. Merely
+seeing a higher term (a RequestVote it rejects, a reply) updates the term but does NOT restart
+it: otherwise candidates that cannot win (stale logs) keep postponing the ones that can.
+
+Options (``RaftConfig``, all off by default):
+
+- ``fsync``: a storage model. Writes of ``current_term``/``voted_for`` and log entries take a
+  sampled time on a FIFO disk per node and the reply that depends on them is sent only after
+  (Figure 2: "updated on stable storage before responding to RPCs"); a candidate persists its
+  vote for itself before asking for votes. Broadcast time is then network round trip + disk.
+  The leader's own write overlaps the followers' round trip (thesis §10.2.1) and is not waited for.
+- ``pre_vote`` (thesis §9.6): a node whose timer elapses first asks for pre-votes for
+  ``term + 1`` without changing its term; a server grants one only if the log is up to date
+  and it has not heard from a leader within the minimum election timeout. Only with a majority
+  of pre-votes does it start a real election, so a node partitioned away and healed does not
+  depose a healthy leader with an inflated term.
+- ``check_quorum`` (thesis §6.2): a leader that has not heard from a majority (itself
+  included) within an election timeout (the range's high end) steps down.
+
 All RPCs are one-way messages, so loss, duplication, reordering and partitions apply. Timers
 use ``node.after`` (they die with a crash) plus a generation counter for resets.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator import NO_REPLY, Message, Node, RpcError, Simulation, Uniform
+from simulator import NO_REPLY, Distribution, Message, Node, RpcError, Simulation, Uniform
 
 from .kv import CAS, CAS_MISMATCH, NOT_LEADER, READ, WRITE
 
 VOTE_REQ, VOTE_RESP, APPEND, APPEND_RESP = "raft.vote", "raft.vote_resp", "raft.append", "raft.append_resp"
+PRE_VOTE_REQ, PRE_VOTE_RESP = "raft.prevote", "raft.prevote_resp"
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,9 @@ class RaftConfig:
     heartbeat_s: float = 0.05
     read_mode: str = "read_index"  # "read_index" | "log"
     max_batch: int = 64
+    fsync: Distribution | float | None = None  # seconds per durable write; None: instantaneous
+    pre_vote: bool = False
+    check_quorum: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.election_timeout
@@ -50,6 +76,10 @@ class RaftConfig:
             raise ValueError(f"read_mode must be 'read_index' or 'log', got {self.read_mode!r}")
         if not (isinstance(self.max_batch, int) and self.max_batch >= 1):
             raise ValueError(f"max_batch must be an integer >= 1, got {self.max_batch!r}")
+        if self.fsync is not None and not isinstance(self.fsync, Distribution):
+            if isinstance(self.fsync, bool) or not isinstance(self.fsync, (int, float)) \
+                    or not (math.isfinite(self.fsync) and self.fsync >= 0):
+                raise ValueError(f"fsync must be None, a Distribution or a number of seconds >= 0, got {self.fsync!r}")
 
 
 class RaftNode:
@@ -60,6 +90,9 @@ class RaftNode:
         self.majority = len(cluster.names) // 2 + 1
         lo, hi = cluster.config.election_timeout
         self._timeout = self.sim.sampler(Uniform(lo, hi), f"raft.{cluster.name}.{node.name}.election")
+        cfg = cluster.config
+        self._fsync = (None if cfg.fsync is None
+                       else self.sim.sampler(cfg.fsync, f"raft.{cluster.name}.{node.name}.fsync"))
         d = node.durable
         d.setdefault("term", 0)
         d.setdefault("voted_for", None)
@@ -71,6 +104,8 @@ class RaftNode:
         node.on(VOTE_RESP, self._on_vote_resp)
         node.on(APPEND, self._on_append)
         node.on(APPEND_RESP, self._on_append_resp)
+        node.on(PRE_VOTE_REQ, self._on_pre_vote_req)
+        node.on(PRE_VOTE_RESP, self._on_pre_vote_resp)
         node.on_crash(self._volatile)
         node.on_recover(self._reset_election_timer)
         self._reset_election_timer()
@@ -89,7 +124,14 @@ class RaftNode:
         self.reads: list[tuple[Message, Any, int, int]] = []  # (msg, key, read_index, seq)
         self.seq = 0
         self.acked_seq: dict[str, int] = {}
-        self._election_gen = 0
+        # kept across resets so a timer armed before a bootstrap can never match a later generation
+        self._election_gen = getattr(self, "_election_gen", 0)
+        self._disk_free = 0.0  # when this node's disk has finished the writes queued so far
+        self._leader_contact = -math.inf  # last time an AppendEntries from a current leader arrived
+        self._known_leader_term = -1
+        self.pre_votes: set[str] = set()
+        self._pre_term = -1  # the term a pre-vote round is asking for (-1: none under way)
+        self._heard: set[str] = set()  # check-quorum: peers that answered in this window
 
     @property
     def term(self) -> int:
@@ -103,22 +145,85 @@ class RaftNode:
         log = self.log
         return len(log) - 1, log[-1][0]
 
-    def _step_down(self, term: int) -> None:
+    def _step_down(self, term: int) -> bool:
+        """Adopt ``term`` if higher and become follower. Returns whether durable state changed.
+
+        Does NOT restart the election timer (Figure 2): only granting a vote, hearing the current
+        leader or standing for election does. A leader runs no election timer, so one that steps
+        down starts one; a candidate keeps the one started with its candidacy."""
         d = self.node.durable
+        wrote = False
         if term > d["term"]:
             d["term"] = term
             d["voted_for"] = None
+            wrote = True
         if self.role != "follower":
+            was_leader = self.role == "leader"
             self.role = "follower"
             self.pending.clear()  # may still commit: the clients will time out (indeterminate)
             self.reads.clear()
-        self._reset_election_timer()
+            if was_leader:
+                self._reset_election_timer()
+        return wrote
+
+    # -- storage -------------------------------------------------------------------------------
+    def _after_disk(self, wrote: bool, fn) -> None:
+        """Run ``fn`` (send a reply) once the disk holds every write so far, plus one more
+        sampled write if ``wrote``. The disk is FIFO, so a later reply never overtakes the
+        write an earlier one depends on. No storage model: at once."""
+        if self._fsync is None:
+            fn()
+            return
+        now = self.sim.now
+        if wrote:
+            self._disk_free = max(now, self._disk_free) + self._fsync()
+        if self._disk_free > now:
+            self.node.after(self._disk_free - now, fn)
+        else:
+            fn()
 
     # -- elections -----------------------------------------------------------------------------
     def _reset_election_timer(self) -> None:
         self._election_gen += 1
         gen = self._election_gen
-        self.node.after(self._timeout(), lambda: gen == self._election_gen and self._start_election())
+        self.node.after(self._timeout(), lambda: gen == self._election_gen and self._election_timeout())
+
+    def _election_timeout(self) -> None:
+        if self.role == "leader":
+            return
+        if self.cluster.config.pre_vote and self.peers:
+            self._start_pre_vote()
+        else:
+            self._start_election()
+
+    def _start_pre_vote(self) -> None:
+        self.leader = None
+        self._pre_term = self.term + 1
+        self.pre_votes = {self.name}
+        li, lt = self.last()
+        for p in self.peers:
+            self.node.send(p, PRE_VOTE_REQ, (self._pre_term, self.name, li, lt))
+        self._reset_election_timer()  # try again after another timeout if this round fails
+
+    def _on_pre_vote_req(self, msg: Message) -> None:
+        term, cand, li, lt = msg.payload
+        lo = self.cluster.config.election_timeout[0]
+        leader_alive = self.role == "leader" or self.sim.now - self._leader_contact < lo
+        my_li, my_lt = self.last()
+        grant = term > self.term and not leader_alive and (lt > my_lt or (lt == my_lt and li >= my_li))
+        self.node.send(cand, PRE_VOTE_RESP, (self.term, self.name, grant, term))  # changes nothing durable
+
+    def _on_pre_vote_resp(self, msg: Message) -> None:
+        term, voter, granted, asked = msg.payload
+        if term > self.term:
+            self._step_down(term)
+            self._pre_term = -1
+            return
+        if granted and self.role == "follower" and asked == self._pre_term == self.term + 1:
+            self.pre_votes.add(voter)
+            if len(self.pre_votes) >= self.majority:
+                self._pre_term = -1
+                self._start_election()
 
     def _start_election(self) -> None:
         if self.role == "leader":
@@ -129,26 +234,34 @@ class RaftNode:
         self.role = "candidate"
         self.leader = None
         self.votes = {self.name}
-        self.cluster._candidacy(self.term)
-        li, lt = self.last()
-        for p in self.peers:
-            self.node.send(p, VOTE_REQ, (self.term, self.name, li, lt))
+        self.cluster._candidacy(self.term, self.name)
         self._reset_election_timer()
         if len(self.votes) >= self.majority:  # a one-node cluster
             self._become_leader()
+            return
+        term = self.term
+        li, lt = self.last()
+
+        def ask() -> None:  # once our vote for ourselves is on disk
+            if self.role == "candidate" and self.term == term:
+                for p in self.peers:
+                    self.node.send(p, VOTE_REQ, (term, self.name, li, lt))
+
+        self._after_disk(True, ask)
 
     def _on_vote_req(self, msg: Message) -> None:
         term, cand, li, lt = msg.payload
-        if term > self.term:
-            self._step_down(term)
+        wrote = term > self.term and self._step_down(term)
         my_li, my_lt = self.last()
         d = self.node.durable
         grant = (term == self.term and d["voted_for"] in (None, cand)
                  and (lt > my_lt or (lt == my_lt and li >= my_li)))
         if grant:
+            wrote = wrote or d["voted_for"] != cand
             d["voted_for"] = cand
             self._reset_election_timer()
-        self.node.send(cand, VOTE_RESP, (self.term, self.name, grant))
+        reply = (self.term, self.name, grant)
+        self._after_disk(wrote, lambda: self.node.send(cand, VOTE_RESP, reply))
 
     def _on_vote_resp(self, msg: Message) -> None:
         term, voter, granted = msg.payload
@@ -160,16 +273,33 @@ class RaftNode:
             if len(self.votes) >= self.majority:
                 self._become_leader()
 
-    def _become_leader(self) -> None:
+    def _become_leader(self, *, noop: bool = True, first_heartbeat_in: float = 0.0) -> None:
         self.role = "leader"
         self.leader = self.name
         li, _ = self.last()
         self.next_index = {p: li + 1 for p in self.peers}
         self.match_index = {p: 0 for p in self.peers}
         self.acked_seq = {p: 0 for p in self.peers}
-        self.log.append((self.term, None))  # a no-op commits the entries of earlier terms
+        if noop:
+            self.log.append((self.term, None))  # a no-op commits the entries of earlier terms
         self.cluster._elected(self)
-        self._heartbeat(self.term)
+        term = self.term
+        if first_heartbeat_in > 0:
+            self.node.after(first_heartbeat_in, lambda: self._heartbeat(term))
+        else:
+            self._heartbeat(term)
+        if self.cluster.config.check_quorum:
+            self._heard = set()
+            self.node.after(self.cluster.config.election_timeout[1], lambda: self._check_quorum(term))
+
+    def _check_quorum(self, term: int) -> None:
+        if self.role != "leader" or self.term != term:
+            return
+        if 1 + len(self._heard) < self.majority:
+            self._step_down(term)  # cannot reach a majority: stop serving as leader
+            return
+        self._heard = set()
+        self.node.after(self.cluster.config.election_timeout[1], lambda: self._check_quorum(term))
 
     def _heartbeat(self, term: int) -> None:
         if self.role != "leader" or self.term != term:
@@ -195,12 +325,18 @@ class RaftNode:
         if term < self.term:
             self.node.send(leader, APPEND_RESP, (self.term, self.name, False, 0, seq))
             return
-        self._step_down(term)  # also resets the election timer: a live leader
+        wrote = self._step_down(term)
+        self._reset_election_timer()  # AppendEntries from the current leader
+        self._leader_contact = self.sim.now
         self.leader = leader
+        if self._known_leader_term != term:
+            self._known_leader_term = term
+            self.cluster._recognised(term, self.name)
         log = self.log
         if prev >= len(log) or log[prev][0] != prev_term:
-            hint = min(len(log) - 1, prev - 1)
-            self.node.send(leader, APPEND_RESP, (self.term, self.name, False, max(hint, 0), seq))
+            hint = max(min(len(log) - 1, prev - 1), 0)
+            reply = (self.term, self.name, False, hint, seq)
+            self._after_disk(wrote, lambda: self.node.send(leader, APPEND_RESP, reply))
             return
         idx = prev
         for entry in entries:
@@ -209,14 +345,17 @@ class RaftNode:
                 if log[idx][0] != entry[0]:
                     del log[idx:]  # a conflict: drop it and everything after (§5.3)
                     log.append(entry)
+                    wrote = True
             else:
                 log.append(entry)
+                wrote = True
         match = prev + len(entries)
         new_commit = min(leader_commit, match)
         if new_commit > self.commit_index:  # a delayed append never moves it back
             self.commit_index = new_commit
             self._apply()
-        self.node.send(leader, APPEND_RESP, (self.term, self.name, True, match, seq))
+        reply = (self.term, self.name, True, match, seq)
+        self._after_disk(wrote, lambda: self.node.send(leader, APPEND_RESP, reply))
 
     def _on_append_resp(self, msg: Message) -> None:
         term, peer, ok, match, seq = msg.payload
@@ -225,6 +364,7 @@ class RaftNode:
             return
         if self.role != "leader" or term != self.term:
             return
+        self._heard.add(peer)
         self.acked_seq[peer] = max(self.acked_seq[peer], seq)
         if ok:
             if match > self.match_index[peer]:
@@ -334,10 +474,57 @@ class RaftCluster:
         self.nodes = [sim.node(x) for x in self.names]
         self.elections: list[tuple[float, int, str]] = []  # (time, term, leader)
         self.candidacies: dict[int, float] = {}  # term -> first time a candidate asked for it
+        self.candidates: list[tuple[float, int, str]] = []  # (time, term, node): every candidacy
+        self.recognitions: dict[int, dict[str, float]] = {}  # term -> follower -> first AppendEntries heard
         self.committed: dict[int, tuple] = {}  # index -> entry, as known committed by a leader
+        self.commit_times: dict[int, float] = {}  # index -> first time a leader knew it committed
         self.applied: dict[int, tuple] = {}  # index -> entry applied by the first node to apply it
         self.violations: list[str] = []
         self.replicas = {nd.name: RaftNode(self, nd) for nd in self.nodes}
+
+    def bootstrap(self, leader: str, *, entries: int = 1, stale: Iterable[str] = (), missing: int = 1) -> None:
+        """Start (at time 0, before running) as if ``leader`` had won term 1 and replicated
+        ``entries`` writes to every follower except those in ``stale``, which lack the last
+        ``missing`` of them (so they cannot win an election against the others: §5.4.1).
+
+        The state is the one just after a heartbeat reached every follower: all election
+        timers start now, and the leader's next heartbeat is due in ``heartbeat_s``. Entries
+        held by a majority count as committed (the leader commits them at its next heartbeat's
+        replies); followers know ``entries - missing`` as committed."""
+        stale = list(stale)
+        if self.sim.now != 0 or self.elections:
+            raise ValueError("bootstrap must be called on a fresh cluster, before the simulation runs")
+        if leader not in self.replicas:
+            raise ValueError(f"bootstrap: leader {leader!r} is not one of {self.names}")
+        bad = [x for x in stale if x not in self.replicas or x == leader]
+        if bad:
+            raise ValueError(f"bootstrap: stale must name followers of {self.names} other than the leader, got {bad}")
+        if not (isinstance(entries, int) and entries >= 1 and isinstance(missing, int) and 1 <= missing <= entries):
+            raise ValueError(f"bootstrap: need integers 1 <= missing <= entries, got entries={entries}, "
+                             f"missing={missing}")
+        up_to_date = len(self.names) - len(stale)
+        if stale and up_to_date < len(self.names) // 2 + 1:
+            raise ValueError(f"bootstrap: {len(stale)} stale followers leave the full log on {up_to_date} of "
+                             f"{len(self.names)} nodes, not a majority")
+        full = [(0, None)] + [(1, (WRITE, "k", (i,))) for i in range(1, entries + 1)]
+        known = entries - missing if stale else entries
+        for name, r in self.replicas.items():
+            d = r.node.durable
+            d["term"], d["voted_for"] = 1, leader
+            d["log"] = list(full[: len(full) - missing] if name in stale else full)
+            r._volatile()
+            r.commit_index = known
+            r._apply()
+            r._pre_term = -1
+            if name != leader:
+                r.leader, r._known_leader_term, r._leader_contact = leader, 1, 0.0
+                r._reset_election_timer()
+        self.candidacies[1] = 0.0
+        ld = self.replicas[leader]
+        ld._become_leader(noop=False, first_heartbeat_in=self.config.heartbeat_s)
+        for p in ld.peers:
+            ld.match_index[p] = len(self.replicas[p].log) - 1
+            ld.next_index[p] = ld.match_index[p] + 1
 
     # -- the store contract -----------------------------------------------------------------------
     def route(self, client_name: str) -> list[str]:
@@ -353,8 +540,12 @@ class RaftCluster:
         return best.name if best else None
 
     # -- instrumentation (safety checks) ----------------------------------------------------------
-    def _candidacy(self, term: int) -> None:
+    def _candidacy(self, term: int, who: str) -> None:
         self.candidacies.setdefault(term, self.sim.now)
+        self.candidates.append((self.sim.now, term, who))
+
+    def _recognised(self, term: int, follower: str) -> None:
+        self.recognitions.setdefault(term, {}).setdefault(follower, self.sim.now)
 
     def _elected(self, r: RaftNode) -> None:
         for _t, term, who in self.elections:
@@ -370,6 +561,7 @@ class RaftCluster:
         for i in range(1, upto + 1):
             e = r.log[i]
             old = self.committed.setdefault(i, e)
+            self.commit_times.setdefault(i, self.sim.now)
             if old != e:
                 self.violations.append(f"index {i} committed as {old} and as {e}")
 

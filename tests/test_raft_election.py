@@ -1,0 +1,139 @@
+"""Raft election fidelity: the Figure 2 election-timer rule (regression), pre-vote and
+check-quorum (thesis §9.6, §6.2), the storage model's timing, and the Fig. 16 experiment's
+censoring and lesson on QUICK."""
+
+import math
+
+import pytest
+
+from experiments import raft_election
+from models.replication.consensus import RaftCluster, RaftConfig
+from simulator import Constant, LogNormal, Simulation
+
+LO, HI, L = 0.15, 0.3, 0.001
+
+
+def stale_cluster(seed, **cfg):
+    sim = Simulation(seed=seed)
+    sim.network(latency=Constant(L))
+    c = RaftCluster(sim, 5, config=RaftConfig(election_timeout=(LO, HI), heartbeat_s=LO / 2, **cfg))
+    c.bootstrap("raft0", entries=3, stale=["raft3", "raft4"])  # raft3/4 lack the last entry: ineligible
+    return sim, c
+
+
+def test_rejected_higher_term_votes_do_not_postpone_eligible_candidates():
+    """Regression (Figure 2): seeing a higher term from a RequestVote it rejects must not restart a
+    follower's election timer. Every follower last heard the leader at t=0 (the bootstrap's
+    heartbeat); the leader crashes at 0.07 s. An eligible follower's timer was set at 0 to at most
+    HI, and nothing it receives may restart it (it grants no vote to a stale candidate, hears no
+    leader), so an eligible node stands for election by HI <= crash + HI. Under the old rule (restart
+    on every step-down) the stale candidates kept postponing them: 18 of these 30 seeds failed."""
+    late = []
+    for seed in range(30):
+        sim, c = stale_cluster(seed)
+        sim.at(0.07, sim.nodes["raft0"].crash)
+        sim.run(until=2.0)
+        first = min((t for t, term, who in c.candidates if who in ("raft1", "raft2")), default=math.inf)
+        if first > HI + 1e-9:
+            late.append((seed, first))
+        assert c.violations == []
+        assert c.leader() in ("raft1", "raft2")
+    assert late == []
+
+
+def test_bootstrap_refuses_a_stale_majority_and_bad_names():
+    sim = Simulation(seed=0)
+    c = RaftCluster(sim, 5)
+    with pytest.raises(ValueError, match="not a majority"):
+        c.bootstrap("raft0", stale=["raft1", "raft2", "raft3"])
+    with pytest.raises(ValueError, match="stale"):
+        c.bootstrap("raft0", stale=["raft0"])
+
+
+def _isolate_follower(pre_vote):
+    sim = Simulation(seed=5)
+    sim.network(latency=LogNormal(median=0.002, sigma=0.3))
+    c = RaftCluster(sim, 5, config=RaftConfig(pre_vote=pre_vote, check_quorum=pre_vote))
+    sim.run(until=1.0)
+    leader, term, n = c.leader(), c.replicas[c.leader()].term, len(c.elections)
+    f = next(x for x in c.names if x != leader)
+    cut = sim.net.isolate(f)
+    sim.run(until=1.0 + 6 * HI)  # six maximum election timeouts cut off
+    sim.net.heal(cut)
+    sim.run(until=3.5)
+    return c, leader, term, n, f
+
+
+def test_pre_vote_keeps_a_healed_partitioned_follower_from_deposing_the_leader():
+    c, leader, term, n, f = _isolate_follower(pre_vote=True)
+    assert c.leader() == leader and c.replicas[leader].term == term and len(c.elections) == n
+    assert c.replicas[f].term == term and c.replicas[f].leader == leader  # rejoined without an election
+    # without pre-vote the same schedule deposes the leader: the isolated node's term ran ahead
+    c2, leader2, term2, n2, _ = _isolate_follower(pre_vote=False)
+    assert len(c2.elections) > n2 and c2.replicas[c2.leader()].term > term2
+    assert c.violations == [] and c2.violations == []
+
+
+@pytest.mark.parametrize("check_quorum", [True, False])
+def test_check_quorum_leader_cut_off_from_the_majority_steps_down(check_quorum):
+    """Check windows are HI long and start at the election, so a leader isolated at t stops
+    hearing a majority within the window containing t and steps down by t + 2 HI (+ latency)."""
+    sim = Simulation(seed=3)
+    sim.network(latency=Constant(L))
+    c = RaftCluster(sim, 5, config=RaftConfig(check_quorum=check_quorum))
+    sim.run(until=1.0)
+    old = c.leader()
+    sim.net.isolate(old)
+    sim.run(until=1.0 + 2 * HI + 0.01)
+    assert (c.replicas[old].role == "leader") is (not check_quorum)
+    sim.run(until=2.5)
+    assert c.leader() is not None and c.leader() != old or not check_quorum
+    assert c.violations == []
+
+
+@pytest.mark.parametrize("fsync", [None, 0.005])
+def test_storage_model_election_and_first_commit_take_the_fsync_time(fsync):
+    """Constant one-way latency L and fsync d. Election: the candidate writes its vote (d), its
+    RequestVote travels (L), each voter writes term+vote (d) and answers (L): elected 2L + 2d after
+    standing. First commit (the no-op): AppendEntries (L), follower writes the entry (d), answers
+    (L): committed 2L + d after the election (the leader's own write overlaps). d = 0 without it."""
+    lat, d = 0.002, fsync or 0.0
+    sim = Simulation(seed=11)
+    sim.network(latency=Constant(lat))
+    c = RaftCluster(sim, 5, config=RaftConfig(fsync=None if fsync is None else Constant(fsync)))
+    sim.run(until=1.0)
+    t_e, term, who = c.elections[0]
+    t_c = next(t for t, tm, w in c.candidates if tm == term and w == who)
+    assert t_e - t_c == pytest.approx(2 * lat + 2 * d, abs=1e-9)
+    assert c.commit_times[1] - t_e == pytest.approx(2 * lat + d, abs=1e-9)
+
+
+def test_ranges_that_never_elect_are_reported_censored_not_dropped():
+    p = raft_election.Params(ranges_ms=((150.0, 150.0), (150.0, 300.0)), trials=5, horizon_s=1.0)
+    r = raft_election.run(p, seed=0)
+    s = r["summary"].set_index("range")
+    lock = s.loc["150–150 ms"]  # equal timeouts: every survivor stands at once, forever
+    assert lock.censored == 5 and lock.censored_fraction == 1.0 and math.isnan(lock.median_ms)
+    assert lock.restricted_mean_ms > 900  # censored trials count at the horizon
+    assert s.loc["150–300 ms"].censored == 0
+    assert len(r["trials"]) == 10  # every trial kept
+    raft_election.plot(r, p)
+
+
+def test_params_refuse_bad_ranges():
+    with pytest.raises(ValueError, match="ranges_ms"):
+        raft_election.Params(ranges_ms=((300.0, 150.0),))
+    with pytest.raises(ValueError, match="fsync_ms"):
+        raft_election.Params(fsync_ms=20.0, broadcast_ms=15.0)
+
+
+def test_quick_lesson_randomness_ends_split_votes_and_short_timeouts_are_faster():
+    s = raft_election.run(raft_election.QUICK, seed=1)["summary"].set_index("range")
+    narrow, some, wide, short = (s.loc[x] for x in ("150–151 ms", "150–155 ms", "150–300 ms", "50–100 ms"))
+    assert narrow.censored_fraction > 0.9  # 1 ms of randomness: votes split round after round
+    assert narrow.restricted_mean_ms > some.restricted_mean_ms > 3 * wide.restricted_mean_ms
+    assert narrow.split_votes_per_election > 10 * max(wide.split_votes_per_election, 0.1)
+    assert wide.censored == 0 and wide.max_ms < 2 * HI * 1e3 + 100  # at most ~2 rounds
+    assert short.mean_ms < wide.mean_ms  # a shorter range elects sooner
+    # the minimum possible downtime is about half the minimum timeout (paper §9.3)
+    assert wide.median_ms > 150 / 2
