@@ -228,21 +228,32 @@ def summary_ci(ci: pd.DataFrame, *, x: str, metric: str, hue: str | None = None,
 
 
 def sweep_figures(ci: pd.DataFrame, grid_keys: Sequence[str]) -> dict[str, Any]:
-    """One CI figure per metric of a sweep, against its first grid parameter."""
+    """One figure for a sweep: a panel per metric (mean and 95% CI over seeds) against the first
+    grid parameter, one series per value of the other columns. Small multiples read at a
+    glance, and one figure saves several times faster than one per metric."""
+    import matplotlib.pyplot as plt
+
     if ci.empty or not grid_keys:
         return {}
     x = grid_keys[0]
     others = [c for c in ci.columns if c not in (x, "metric", "mean", "std", "n", "ci95_low", "ci95_high")]
-    out = {}
-    for metric in dict.fromkeys(ci["metric"]):
-        d = ci
-        hue = None
-        if others:
-            hue = "_series"
-            d = ci.assign(_series=ci[others].astype(str).agg(" ".join, axis=1))
-        out[f"sweep_{metric}"] = summary_ci(d, x=x, metric=metric, hue=hue,
-                                            title=f"{metric} vs {x} (mean, 95% CI over seeds)")
-    return out
+    hue = None
+    if others:
+        hue = "_series"
+        ci = ci.assign(_series=ci[others].astype(str).agg(" ".join, axis=1))
+    metrics = list(dict.fromkeys(ci["metric"]))
+    cols = 2 if len(metrics) in (2, 4) else min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), constrained_layout=True, squeeze=False)
+    for i, metric in enumerate(metrics):
+        ax = axes[i // cols][i % cols]
+        summary_ci(ci, x=x, metric=metric, hue=hue, ax=ax, title=metric)
+        if i and ax.get_legend() is not None:
+            ax.get_legend().remove()  # one legend (the first panel's) is enough
+    for j in range(len(metrics), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    fig.suptitle(f"Sweep over {x}: mean and 95% CI over seeds per metric")
+    return {"sweep": fig}
 
 
 def availability_by_arm(frames: dict[str, pd.DataFrame], window: tuple[float, float], title: str):

@@ -31,7 +31,7 @@ def test_run_writes_a_complete_run_folder(tmp_path, capsys):
 def test_sweep_draws_ci_figures(tmp_path):
     out = tmp_path / "s"
     assert main(["sweep", "kernel_demo", "--quick", "--serial", "--grid", "loss=0,0.1", "--out", str(out)]) == 0
-    assert (out / "figures" / "sweep_availability.png").exists()
+    assert (out / "figures" / "sweep.png").exists()
 
 
 def test_bad_input_exit_code_2_and_says_what_is_allowed(tmp_path, capsys):

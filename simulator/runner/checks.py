@@ -38,11 +38,11 @@ class Check:
 def mean_ci95(x) -> tuple[float, tuple[float, float]]:
     """Mean and Student-t 95% CI of replications ``x`` (at least two)."""
     import numpy as np
-    from scipy import stats
+    from scipy.special import stdtrit  # Student t quantiles; scipy.stats takes 3x longer to import
 
     a = np.asarray(x, dtype=float)
     m = float(a.mean())
     if len(a) < 2:
         return m, (math.nan, math.nan)
-    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    half = float(stdtrit(len(a) - 1, 0.975) * a.std(ddof=1) / math.sqrt(len(a)))
     return m, (m - half, m + half)

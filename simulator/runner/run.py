@@ -282,7 +282,7 @@ def summarize(summary: pd.DataFrame, grid_keys: Sequence[str] = ()) -> pd.DataFr
     """Mean, standard deviation, n and a 95% Student-t confidence interval of every numeric
     column across seeds, per group of the non-numeric columns (and the grid values)."""
     import pandas as pd
-    from scipy import stats
+    from scipy.special import stdtrit  # Student t quantiles; scipy.stats takes 3x longer to import
 
     if summary.empty:
         return pd.DataFrame()
@@ -299,7 +299,7 @@ def summarize(summary: pd.DataFrame, grid_keys: Sequence[str] = ()) -> pd.DataFr
             n = len(x)
             mean = float(x.mean()) if n else math.nan
             sd = float(x.std(ddof=1)) if n > 1 else math.nan
-            half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+            half = float(stdtrit(n - 1, 0.975) * sd / math.sqrt(n)) if n > 1 else math.nan
             rows.append({**dict(zip(keys, gk)), "metric": col, "mean": mean, "std": sd, "n": n,
                          "ci95_low": mean - half, "ci95_high": mean + half})
     return pd.DataFrame(rows)
