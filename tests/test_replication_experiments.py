@@ -62,7 +62,7 @@ def test_crdt_convergence_sides_diverge_then_agree_without_losing_acked_incremen
     assert set(crdt_convergence.plot(res, crdt_convergence.QUICK)) == {"crdt_convergence"}
 
 
-@pytest.mark.parametrize("mod, bad", [(pacelc, dict(settings=("3-4-1",))), (staleness, dict(bins=1)),
+@pytest.mark.parametrize("mod, bad", [(pacelc, dict(settings=("3-4-1",))), (staleness, dict(t_ms=(-1.0,))),
                                       (clock_skew_lww, dict(skews_ms=(-1.0,))),
                                       (crdt_convergence, dict(heal_at=0.5, partition_at=1.0))])
 def test_bad_params_are_refused(mod, bad):
