@@ -47,6 +47,20 @@ def test_ten_thousand_nodes_serving_one_request_each_hold_few_samples():
     assert sim.net._default.latency.buffered() <= 2 * k + FIRST_BATCH
 
 
+def test_streams_are_made_on_first_draw_only():
+    """A sampler that never draws makes no generator (~20 us and ~1 KB each); a Constant never does."""
+    sim = Simulation(seed=1)
+    for i in range(1000):
+        sim.node(f"s{i}").serve("get", service=Exponential(0.004))
+        sim.node(f"c{i}").serve("get", service=0.001)
+    u = sim.uniforms("picks")
+    assert not [s for s in sim._streams if s.startswith(("service.", "picks"))]
+    sim.nodes["s7"]._pools["get"].service()
+    sim.nodes["c7"]._pools["get"].service()
+    u()
+    assert sorted(s for s in sim._streams if s.startswith(("service.", "picks"))) == ["picks", "service.s7.get"]
+
+
 @pytest.mark.parametrize("used", [0, 1, 15, 16, 17, 100, 1000, 5000, 20_000])
 def test_buffer_never_exceeds_what_was_used_nor_batch(used):
     """Refill sizes are 16, 32, 64, …: a refill of size s happens after 16 + … + s/2 = s - 16
