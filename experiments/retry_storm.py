@@ -22,14 +22,19 @@ r=2, f=10): the paper's *stable* region; between that and capacity it is *vulner
 fine until a trigger that builds enough backlog. A queue bound short enough that a full queue
 waits less than the timeout removes the retry amplification (threshold 1/f); a queue bound
 below the thrashing point removes the slowdown (threshold 1/r, or capacity if also short).
-Not every trigger builds a backlog: a latency spike or outage adds no work by itself, only
-the retries it provokes, so it tips the DB only if r*load > C (load > 1/r) for long enough.
+Not every trigger builds a backlog (:func:`trigger_backlog`): a pause holds every attempt;
+a latency spike or an outage adds no work itself, only the retries it provokes (and, when a
+spike ends, the attempts it delayed arriving with new ones), so with the defaults they tip
+the DB only above ~41% (spike) and ~69% (outage) of capacity.
 
 Lesson: the retry doubles the load exactly when the system is least able to take it; with a
 10x work amplification the system is stable only below 5% of its capacity, and a 2 s latency
 spike at 60% leaves it down long after the spike (goodput ~0, 2 attempts per request).
 Backoff, jitter and a retry budget keep the load near 1x during the spike, so no backlog
-builds and the system recovers as soon as the spike ends.
+builds and the system recovers as soon as the spike ends. They do not make 60% stable: it is
+above 1/f = 10%, so a trigger that builds a backlog itself (a long pause) would leave even
+careful clients down; only keeping the DB from thrashing (a queue bound below the thrashing
+point, load shedding) removes that.
 """
 
 from __future__ import annotations
