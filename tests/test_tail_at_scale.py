@@ -53,7 +53,10 @@ def test_hedging_after_p95_costs_five_percent_and_leaves_only_double_slow_leaves
     both = tas.fan_out_theory(P.slow_fraction ** 2, n)
     assert abs(h.slow_fraction - both) < 4 * math.sqrt(both * (1 - both) / reqs) + 1 / reqs
     base = summary[(~summary.hedged) & (summary.width == n)].iloc[0]
-    assert base.p99_s > P.slow_s and h.p99_s < P.threshold_s  # the lesson: the p99 leaves the slow mode
+    # the lesson: 1 - (1 - p)^n ~ 39% slow becomes ~0.5% (the p99 leaves the slow mode on most seeds; a p99
+    # assertion would fail whenever >= 1% of 600 requests are slow, P ~ 3% per seed, so the fractions are compared)
+    assert base.p99_s > P.slow_s
+    assert h.slow_fraction < 0.1 * base.slow_fraction
 
 
 def test_validate_reproduces_63_percent_and_the_hedging_arithmetic():
