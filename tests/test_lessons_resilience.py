@@ -16,7 +16,7 @@ def test_retry_storm_is_metastable_without_backoff_and_recovers_with_it():
     s = by(retry_storm.run(retry_storm.QUICK, seed=3)["summary"], "arm")
     p = retry_storm.QUICK
     assert s.loc["aggressive retries", "goodput_after_spike"] < 0.1 * p.rate  # stuck long after the spike
-    assert s.loc["aggressive retries", "offered_load_x_after"] > 3
+    assert s.loc["aggressive retries", "attempts_per_request_after"] > 0.9 * p.attempts  # every attempt times out
     assert s.loc["backoff + jitter + budget", "goodput_after_spike"] > 0.9 * p.rate
     assert s.loc["backoff + jitter + budget", "offered_load_x_after"] < 1.2
 
@@ -79,6 +79,6 @@ def test_tail_at_scale_matches_one_minus_one_minus_p_to_the_n():
         assert abs(r.slow_fraction - q) < 4 * math.sqrt(q * (1 - q) / p.requests) + 0.005
     h = s[s.hedged].iloc[0]
     base = plain[plain.width == h.width].iloc[0]
-    assert h.p99_s < 0.7 * base.p99_s
+    assert h.slow_fraction < 0.1 * base.slow_fraction  # ~1-(1-p^2)^n instead of 1-(1-p)^n
     extra = h.leaf_calls_per_request / base.leaf_calls_per_request - 1
     assert 0.02 < extra < 0.1  # ~5% when hedging after the p95
