@@ -1,7 +1,7 @@
 """Experiments: one module per question.
 
 The contract every experiment module keeps (the CLI, the notebooks and the tests all rely
-on it, see ``simulator.experiment``):
+on it, see ``simulator.runner``):
 
 - the module docstring: first line is the question; then *Setup* and *Lesson* paragraphs;
 - ``Params``: declared with ``simulator.runner.parameters`` / ``param``: each field's type,

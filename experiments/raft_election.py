@@ -32,6 +32,7 @@ time stops being small beside them (12–24 ms).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -56,7 +57,9 @@ class Params:
     broadcast_ms: float = param(15.0, unit="ms", gt=0, le=10_000,
                                 help="mean RPC round trip = 2 x one-way network + fsync (paper: roughly 15 ms)")
     fsync_ms: float = param(0.0, unit="ms", ge=0, le=10_000,
-                            help="durable-write time before each reply (and before a candidate asks)")
+                            help="durable-write time before each reply; the rest of broadcast_ms is network")
+    overlap_self_vote: bool = param(False, help="with fsync: a candidate asks for votes while writing its own "
+                                                "vote (takes office once it is durable); false: writes, then asks")
     latency_sigma: float = param(0.25, unit="log-normal shape", ge=0, le=2,
                                  help="spread of the one-way network latency (0: constant)")
     stale_followers: int = param(2, unit="followers", ge=0, le=2,
@@ -97,7 +100,8 @@ def trial(p: Params, lo_ms: float, hi_ms: float, seed: int, i: int) -> dict:
                 if p.latency_sigma > 0 else Constant(one_way))
     hb = lo_ms / 2 / 1e3
     cfg = RaftConfig(election_timeout=(lo_ms / 1e3, hi_ms / 1e3), heartbeat_s=hb,
-                     fsync=Constant(p.fsync_ms / 1e3) if p.fsync_ms > 0 else None)
+                     fsync=Constant(p.fsync_ms / 1e3) if p.fsync_ms > 0 else None,
+                     overlap_self_vote=p.overlap_self_vote)
     c = RaftCluster(sim, N, config=cfg)
     leader = c.names[0]
     c.bootstrap(leader, entries=2, stale=c.names[N - p.stale_followers:], missing=1)
@@ -227,11 +231,23 @@ def validate(quick: bool) -> list[Check]:
               why="a maximum moves by whole rounds (~24 ms + a broadcast each); ± about two rounds",
               cause=_cause(r[(12.0, 24.0)]) or ("quick: far fewer trials, the max is lower" if quick else "")),
     ]
-    return checks
+    # A cause explains a miss; a check that passes keeps only its quick-run note.
+    return [c if not c.passed or c.cause.startswith("quick") else dataclasses.replace(c, cause="") for c in checks]
+
+
+SPLIT_CAUSE = (
+    "the paper gives the broadcast time (~15 ms) but not its split into network and disk, and the figures hinge "
+    "on it: a split vote happens when a second timer fires before the first candidate's RequestVote arrives. "
+    "All on the network (default): RequestVotes take 7.5 ms, more than 5 ms of randomness, so votes split "
+    "round after round and downtimes come out 3-4x the paper's. Mostly disk (fsync_ms=14, overlap_self_vote): "
+    "150-155 ms is ~2x faster than the paper and 12-24 ms livelocks (broadcast ~ timeout). No split measured "
+    "(0, 5, 8, 10, 14 ms of fsync) matches all of 287 ms, 513 ms and 35 ms; LogCabin's RPC and disk timing "
+    "would be needed")
 
 
 def _cause(row: pd.Series) -> str:
     if row.censored:
         return (f"{int(row.censored)} of {int(row.trials)} trials censored: every survivor times out before a "
-                "RequestVote (one-way latency + the candidate's fsync) can reach it, so votes split round after round")
-    return ""
+                "RequestVote (one-way latency + the candidate's fsync) can reach it, so votes split round after "
+                "round; " + SPLIT_CAUSE)
+    return SPLIT_CAUSE

@@ -158,17 +158,22 @@ from simulator.runner import quick_mode
 QUICK = quick_mode()"""),
     *_lesson("retry_storm", """## 1. Retry storms and metastable failure
 
-A server runs at 75% utilisation. For two seconds the network adds latency, so every request
-times out. Aggressive clients retry immediately, up to 5 times.""", """The aggressive arm never
-recovers: retries multiplied the load past capacity, the queue grew beyond the timeout, and now
-*every* request times out and is retried — the trigger is gone, the overload sustains itself.
-Exponential backoff with jitter plus a retry **budget** (retries only while most recent calls
-succeed) keeps the load near 1× and the system recovers the moment the spike ends."""),
+The toy model of Bronson et al. (HotOS 2021): a database that does 10× the work per query once
+it is overloaded (thrashing), clients that retry once after a 1 s timeout, and a 2 s latency
+spike as the trigger.""", """The aggressive arm never recovers: once the database thrashes, its
+queue waits longer than the timeout, *every* attempt times out and is retried, so it receives 2×
+the load at a tenth of its capacity — the trigger is gone, the overload sustains itself (stable
+only below 1/(2·10) = 5% of capacity). Exponential backoff with jitter plus a retry **budget**
+keeps the load near 1× and the system recovers when the spike ends."""),
     *_lesson("backoff_jitter", """## 2. Backoff needs jitter
 
-N clients collide on one resource and retry with capped exponential backoff.""", """Without jitter the
-clients stay in lock-step: each wave, one wins and everyone else collides again, N(N+1)/2 calls
-in all. Jitter (full, equal or decorrelated) breaks the synchrony."""),
+N clients update one row with optimistic concurrency (read the version, write if unchanged) and
+retry conflicts with capped exponential backoff — the setup of Marc Brooker's "Exponential
+Backoff And Jitter" (AWS Architecture Blog, 2015).""", """Without jitter the clients stay nearly in
+lock-step (with a fixed network delay exactly one wins per wave: N(N+1)/2 calls); at 100 clients
+plain exponential backoff does about 2.3× the calls of full jitter and takes about 13× as long.
+Jitter (full, equal or decorrelated) breaks the synchrony; no backoff at all finishes fastest
+but does the most work."""),
     *_lesson("circuit_breaker", """## 3. Circuit breakers
 
 A dependency goes down for a while. Without a breaker every call waits out its timeout.""",
@@ -255,8 +260,12 @@ LWW orders writes by the coordinator's physical clock. What happens as clocks dr
 acknowledged writes. Version vectors (siblings) lose none; hybrid logical clocks almost none."""),
     *_lesson("raft_election", """## 5. Consensus needs randomness: Raft elections
 
-The leader crashes every two seconds; how long until a new one is elected?""", """With a 1 ms
-wide timeout range, candidates collide and split the vote again and again."""),
+Figure 16 of the Raft paper: five servers, the leader crashes right after a synchronized
+heartbeat, two survivors have stale logs. How long until a new leader is recognised?""", """With
+(almost) no randomness in the election timeout the survivors time out together and split the
+vote round after round; a few ms of randomness — more than a RequestVote takes to arrive — lets
+one node usually time out first and win. Shorter timeouts cut downtime until the broadcast time
+stops being small beside them."""),
     *_lesson("crdt_convergence", """## 6. CRDTs: available *and* convergent
 
 A PN-counter replicated on four nodes, partitioned 2 | 2, incremented on both sides.""",

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from simulator import Constant, Exponential, LogNormal, Mixture, Simulation, plots  # noqa: E402
-from simulator import experiment as ex  # noqa: E402
+from simulator import runner as ex  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "gallery"
 

@@ -27,7 +27,8 @@ Options (``RaftConfig``, all off by default):
 - ``fsync``: a storage model. Writes of ``current_term``/``voted_for`` and log entries take a
   sampled time on a FIFO disk per node and the reply that depends on them is sent only after
   (Figure 2: "updated on stable storage before responding to RPCs"); a candidate persists its
-  vote for itself before asking for votes. Broadcast time is then network round trip + disk.
+  vote for itself before asking for votes (or, with ``overlap_self_vote``, asks while writing
+  and takes office only once the write is durable). Broadcast time is then network round trip + disk.
   The leader's own write overlaps the followers' round trip (thesis §10.2.1) and is not waited for.
 - ``pre_vote`` (thesis §9.6): a node whose timer elapses first asks for pre-votes for
   ``term + 1`` without changing its term; a server grants one only if the log is up to date
@@ -65,6 +66,10 @@ class RaftConfig:
     fsync: Distribution | float | None = None  # seconds per durable write; None: instantaneous
     pre_vote: bool = False
     check_quorum: bool = False
+    # With ``fsync``: a candidate sends RequestVote while its own vote is being written and
+    # becomes leader only once that write is durable (the overlap thesis §10.2.1 allows the
+    # leader's own log write). Off: it writes first, then asks.
+    overlap_self_vote: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.election_timeout
@@ -127,6 +132,7 @@ class RaftNode:
         # kept across resets so a timer armed before a bootstrap can never match a later generation
         self._election_gen = getattr(self, "_election_gen", 0)
         self._disk_free = 0.0  # when this node's disk has finished the writes queued so far
+        self._self_vote_durable = True  # a candidate's own vote is on disk (see overlap_self_vote)
         self._leader_contact = -math.inf  # last time an AppendEntries from a current leader arrived
         self._known_leader_term = -1
         self.pre_votes: set[str] = set()
@@ -247,7 +253,20 @@ class RaftNode:
                 for p in self.peers:
                     self.node.send(p, VOTE_REQ, (term, self.name, li, lt))
 
-        self._after_disk(True, ask)
+        if self.cluster.config.overlap_self_vote and self._fsync is not None:
+            ask()
+            self._self_vote_durable = False
+
+            def durable() -> None:
+                if self.term == term:
+                    self._self_vote_durable = True
+                    if self.role == "candidate" and len(self.votes) >= self.majority:
+                        self._become_leader()
+
+            self._after_disk(True, durable)
+        else:
+            self._self_vote_durable = True
+            self._after_disk(True, ask)
 
     def _on_vote_req(self, msg: Message) -> None:
         term, cand, li, lt = msg.payload
@@ -270,7 +289,7 @@ class RaftNode:
             return
         if self.role == "candidate" and term == self.term and granted:
             self.votes.add(voter)
-            if len(self.votes) >= self.majority:
+            if len(self.votes) >= self.majority and self._self_vote_durable:
                 self._become_leader()
 
     def _become_leader(self, *, noop: bool = True, first_heartbeat_in: float = 0.0) -> None:

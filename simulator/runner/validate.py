@@ -86,9 +86,13 @@ def _compact(results) -> str:
         for c in checks:
             q = (c.source.split(",")[0] + ": " + c.quantity)[:44]
             out.append(f"{name:<16} {q:<44} {_num(c.published):>10} {_num(c.measured):>10} "
-                       f"{'±' + _num(c.tolerance):>10}  {c.verdict}" + (f" ({c.cause})" if c.cause else ""))
+                       f"{'±' + _num(c.tolerance):>10}  {c.verdict}" + (f" ({_short(c.cause)})" if c.cause else ""))
         out.append(f"{'':<16} ({secs:.0f} s)")
     return "\n".join(out)
+
+
+def _short(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + " … (see --write)"
 
 
 def main(quick: bool = False, only: list[str] | None = None, write: str | None = None) -> int:
@@ -102,7 +106,9 @@ def main(quick: bool = False, only: list[str] | None = None, write: str | None =
     rows = [c for _, cs, _ in results if not isinstance(cs, str) for c in cs]
     errors = [n for n, cs, _ in results if isinstance(cs, str)]
     misses = [c for c in rows if not c.passed]
-    print(f"{len(rows) - len(misses)} passed, {len(misses)} missed, {len(errors)} error(s) in {wall:.0f} s")
+    unexplained = [c for c in misses if not c.cause]
+    print(f"{len(rows) - len(misses)} passed, {len(misses)} missed ({len(misses) - len(unexplained)} with a "
+          f"stated cause, {len(unexplained)} unexplained), {len(errors)} error(s) in {wall:.0f} s")
     for n, cs, _ in results:
         if isinstance(cs, str):
             print(f"\n{n} raised:\n{cs}", file=sys.stderr)
