@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from .distributions import Distribution, LazyGenerator, as_distribution, buffered
+from .distributions import Constant, Distribution, as_distribution, buffered
 
 if TYPE_CHECKING:
     from .faults import FaultSchedule
@@ -96,14 +96,16 @@ class Simulation:
 
         Batches start small and double (see :mod:`simulator.distributions`), so a node's
         sampler holds about as many samples as it has used, at most 4,096; the values do not
-        depend on the batch sizes. The stream's generator is made on the first draw."""
-        return as_distribution(dist, stream).sampler(LazyGenerator(lambda: self.rng(stream)))
+        depend on the batch sizes. A constant draws nothing, so it gets no generator (~20 us
+        and ~1 KB each). Other streams are made here, not on first draw: made mid-run, between
+        events, one costs ~3x more (cold caches), and a world's samplers are nearly all used."""
+        d = as_distribution(dist, stream)
+        return d.sampler(None if isinstance(d, Constant) else self.rng(stream))
 
     def uniforms(self, stream: str) -> Callable[[], float]:
         """A batched ``() -> float`` of U[0, 1) draws on the stream ``stream``, in the
-        generator's order (``rng(stream).random(n)``), in batches that start small and double.
-        The stream's generator is made on the first draw."""
-        return buffered(lambda n: self.rng(stream).random(n))
+        generator's order (``rng(stream).random(n)``), in batches that start small and double."""
+        return buffered(self.rng(stream).random)
 
     # -- building the world ---------------------------------------------------------------
     def node(self, name: str, **kwargs: Any) -> Node:

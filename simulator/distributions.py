@@ -69,27 +69,6 @@ def _finite_nonneg(name: str, value: float) -> None:
     )
 
 
-class LazyGenerator:
-    """Stands in for the numpy Generator ``make()`` returns, calling ``make`` on first use.
-
-    Creating a stream's generator costs ~20 us (SeedSequence hashing) and ~1 KB; a world of
-    thousands of nodes, each with a service sampler and links with reorder samplers, pays
-    that only for the streams it actually draws from. The values are the generator's own.
-    """
-
-    __slots__ = ("_make", "_g")
-
-    def __init__(self, make: Callable[[], np.random.Generator]) -> None:
-        self._make = make
-        self._g: np.random.Generator | None = None
-
-    def __getattr__(self, name: str):
-        g = self._g
-        if g is None:
-            g = self._g = self._make()
-        return getattr(g, name)
-
-
 class Distribution:
     """Base class: subclasses implement ``draw(rng, n) -> ndarray`` of non-negative floats."""
 
