@@ -15,8 +15,6 @@ slower of more replicas, so mean and tail latency grow; R = W = 1 is fastest and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -25,35 +23,30 @@ from models.replication.pbs import parse_nrw
 from models.replication.quorum import QuorumStore
 from simulator import Exponential, LogNormal, Simulation
 from simulator.history.staleness import staleness
+from simulator.runner import param, parameters
 
 
-@dataclass(frozen=True)
+@parameters
 class Params:
-    settings: tuple[str, ...] = ("3-1-1", "3-1-2", "3-2-1", "3-2-2", "3-1-3", "3-3-1", "3-3-3",
-                                 "5-1-1", "5-2-2", "5-3-3")
-    duration_s: float = 20.0
-    clients: int = 6
-    rate: float = 100.0  # ops/s per client
-    keys: int = 5
-    write_ratio: float = 0.3
-    latency_median_s: float = 0.002
-    latency_sigma: float = 0.6
-    write_delay_mean_s: float = 0.005
+    settings: tuple[str, ...] = param(("3-1-1", "3-1-2", "3-2-1", "3-2-2", "3-1-3", "3-3-1", "3-3-3",
+                                       "5-1-1", "5-2-2", "5-3-3"), unit="N-R-W",
+                                      help="quorum settings, each 'N-R-W' with 1 <= R, W <= N")
+    duration_s: float = param(20.0, unit="s", gt=0, le=3600, help="simulated time")
+    clients: int = param(6, unit="clients", ge=1, le=1000, help="workload clients")
+    rate: float = param(100.0, unit="ops/s", gt=0, le=100_000, help="operations per second per client")
+    keys: int = param(5, unit="keys", ge=1, le=100_000, help="distinct keys")
+    write_ratio: float = param(0.3, unit="fraction", gt=0, lt=1, help="share of writes")
+    latency_median_s: float = param(0.002, unit="s", gt=0, le=60, help="median one-way latency (lognormal)")
+    latency_sigma: float = param(0.6, unit="lognormal shape", gt=0, le=3, help="spread of the one-way latency")
+    write_delay_mean_s: float = param(0.005, unit="s", ge=0, le=60, help="mean extra time a replica takes to apply "
+                                                                      "a write (exponential)")
 
     def __post_init__(self) -> None:
-        if not self.settings:
-            raise ValueError("settings must list at least one 'N-R-W'")
         for s in self.settings:
-            parse_nrw(s)
-        for nm in ("duration_s", "rate", "latency_median_s", "latency_sigma"):
-            if not getattr(self, nm) > 0:
-                raise ValueError(f"{nm} must be > 0, got {getattr(self, nm)}")
-        if not self.write_delay_mean_s >= 0:
-            raise ValueError(f"write_delay_mean_s must be >= 0 seconds, got {self.write_delay_mean_s}")
-        if not (0 < self.write_ratio < 1):
-            raise ValueError(f"write_ratio must be in (0, 1), got {self.write_ratio}")
-        if not (isinstance(self.clients, int) and self.clients >= 1 and isinstance(self.keys, int) and self.keys >= 1):
-            raise ValueError("clients and keys must be integers >= 1")
+            try:
+                parse_nrw(s)
+            except ValueError as e:
+                raise ValueError(f"parameter settings={self.settings!r}: {e}") from None
 
 
 QUICK = Params(duration_s=4.0, settings=("3-1-1", "3-2-2", "3-3-3"))

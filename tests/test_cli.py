@@ -67,3 +67,16 @@ def test_check_linearizable_verdicts_and_exit_codes(tmp_path, capsys):
     assert main(["check", "linearizable", str(tmp_path / "bad.jsonl")]) == 1
     assert "not linearizable" in capsys.readouterr().out.lower()
     assert main(["check", "linearizable", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_readme_lists_every_experiment_and_documents_the_front_door():
+    from pathlib import Path
+
+    from simulator.runner import registry
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| experiment | the question |"):]
+    for name in registry():
+        assert f"| `{name}` |" in table, f"README's experiment table lacks {name}"
+    for words in ("--config", "--dry-run", "--dask", "Exit codes", "splitbrain validate", '".[dask]"'):
+        assert words in readme, words

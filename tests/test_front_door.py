@@ -134,7 +134,9 @@ def test_every_experiment_declares_unit_range_and_help(name):
         s = spec_of(f)
         assert s.help, f"{name}.{f.name}: no help"
         t = ex.param_types(mod)[f.name]
-        if t in (int, float) or getattr(t, "__origin__", None) is tuple:
+        while getattr(t, "__origin__", None) is tuple:  # bounds apply to the items
+            t = t.__args__[0]
+        if t in (int, float):
             bounded = s.choices is not None or (s.ge is not None or s.gt is not None)
             assert bounded, f"{name}.{f.name}: no lower bound declared"
     assert "range" in ex.describe_params(mod)
