@@ -25,6 +25,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -82,8 +83,7 @@ class Distribution:
 
     def sampler(self, rng: np.random.Generator, batch: int = BATCH, first: int = FIRST_BATCH) -> Callable[[], float]:
         """A fast ``() -> float`` drawing from ``rng`` in batches growing from ``first`` to ``batch``."""
-        draw = self.draw
-        return buffered(lambda n: draw(rng, n), batch, first)
+        return buffered(partial(self.draw, rng), batch, first)
 
     def to_dict(self) -> dict:
         d = {"type": type(self).__name__}
