@@ -76,7 +76,9 @@ def test_readme_lists_every_experiment_and_documents_the_front_door():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme[readme.index("| experiment | the question |"):]
-    for name in registry():
+    for name, mod in registry().items():
+        if not mod.__name__.startswith("experiments."):
+            continue  # registered by a test
         assert f"| `{name}` |" in table, f"README's experiment table lacks {name}"
     for words in ("--config", "--dry-run", "--dask", "Exit codes", "splitbrain validate", '".[dask]"'):
         assert words in readme, words
