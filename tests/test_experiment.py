@@ -54,11 +54,16 @@ def test_same_seed_identical_data_files(tmp_path):
 
 
 def test_executors_give_the_same_table(tmp_path):
-    kw = dict(quick=True, seeds=2, grid={"loss": [0.0, 0.05]}, progress=False, plots=False)
+    kw = dict(quick=True, seeds=2, grid={"loss": [0.0, 0.05]}, progress=False)
     serial = ex.run_experiment("kernel_demo", out=tmp_path / "s", executor=ex.serial_executor, **kw)
     pool = ex.run_experiment("kernel_demo", out=tmp_path / "p", executor=ex.process_executor(2), **kw)
     pd.testing.assert_frame_equal(serial.summary_ci, pool.summary_ci)
     assert read_all(serial.folder) == read_all(pool.folder)
+    # Figures too: the pool draws PNG and SVG in two processes, serially they are drawn in turn.
+    figs = sorted(p.name for p in (serial.folder / "figures").iterdir())
+    assert figs == ["sweep.png", "sweep.svg"]
+    for f in figs:
+        assert (serial.folder / "figures" / f).read_bytes() == (pool.folder / "figures" / f).read_bytes(), f
 
 
 def test_dask_executor_on_a_local_cluster(tmp_path):

@@ -132,6 +132,7 @@ def process_executor(workers: int | None = None) -> Executor:
             if _pool_run([c], 1, done, folder, fmt):
                 done(c, "error", DIED)
 
+    execute.local_workers = workers or os.cpu_count() or 1  # the run may use them for figures too
     return execute
 
 

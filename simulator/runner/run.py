@@ -147,7 +147,7 @@ def run_experiment(
                 f.unlink()
     figures: list[Path] = []
     if plots and not failed and frames:
-        figures = _figures(mod, frames, base, grid, ci, folder)
+        figures = _draw(mod, frames, base, grid, ci, folder, parallel=getattr(executor, "local_workers", 1) > 1)
     meta["wall_time_s"] = round(time.time() - started, 3)
     meta["failed_cells"] = failed
     meta["complete"] = not failed
@@ -305,7 +305,27 @@ def summarize(summary: pd.DataFrame, grid_keys: Sequence[str] = ()) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _figures(mod, frames, base, grid, ci, folder: Path) -> list[Path]:
+def _draw(mod, frames, base, grid, ci, folder: Path, parallel: bool) -> list[Path]:
+    """Draw and save the figures. With local cores to spare, a forked child saves the PNGs while
+    this process saves the SVGs (the same code, so the same bytes; no data is pickled)."""
+    # Each format is drawn on a freshly built figure: a layout pass for one format nudges the
+    # coordinates of the next, so the bytes would depend on the order (and on the executor).
+    if not parallel or not hasattr(os, "fork"):
+        _figures(mod, frames, base, grid, ci, folder, ("svg",))
+        return _figures(mod, frames, base, grid, ci, folder, ("png",))
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_figures, args=(mod, frames, base, grid, ci, folder, ("png",)), daemon=True)
+    child.start()
+    _figures(mod, frames, base, grid, ci, folder, ("svg",))
+    child.join()
+    if child.exitcode != 0:  # the child failed: draw the PNGs here, so a figure is never missing
+        _figures(mod, frames, base, grid, ci, folder, ("png",))
+    return sorted((folder / "figures").glob("*.png"))
+
+
+def _figures(mod, frames, base, grid, ci, folder: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -323,7 +343,7 @@ def _figures(mod, frames, base, grid, ci, folder: Path) -> list[Path]:
     # Fixed hash salt and no date: identical runs give byte-identical SVGs.
     with matplotlib.rc_context({"svg.hashsalt": "splitbrain"}):
         for fname, fig in figs.items():
-            for ext in ("png", "svg"):
+            for ext in formats:
                 p = folder / "figures" / f"{fname}.{ext}"
                 fig.savefig(p, dpi=120, metadata={"Date": None} if ext == "svg" else {"Software": None})
                 if ext == "png":
