@@ -21,6 +21,15 @@ from . import History
 INF = math.inf
 
 
+class HistoryError(ValueError):
+    """A history the checkers refuse; ``event`` is the offending event's index (None: the whole
+    history), so a file loader can name the line it came from."""
+
+    def __init__(self, message: str, event: int | None = None) -> None:
+        super().__init__(message if event is None else f"event {event}: {message}")
+        self.detail, self.event = message, event
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     """One operation: ``type`` is ``ok`` | ``fail`` | ``info`` (never completed counts as info).
@@ -46,11 +55,17 @@ class Op:
 
     def describe(self) -> str:
         """One line a student can read: ``p3 write 7  [1.200000, 1.204000] ok``."""
-        shown = self.result if (self.f == "read" and self.type == "ok") else self.value
-        if isinstance(shown, (list, tuple)):
-            shown = "[" + ", ".join(repr(v) for v in shown) + "]"
+        def show(v: Any) -> str:
+            if isinstance(v, (list, tuple)):
+                return "[" + ", ".join(repr(x) for x in v) + "]"
+            return repr(v)
+
+        if self.value is None:  # a read-like op: what came back, if anything did
+            shown = show(self.result) if self.type == "ok" else "?"
+        elif self.type == "ok" and self.result is not None and self.result != self.value:
+            shown = f"{show(self.value)} -> {show(self.result)}"
         else:
-            shown = repr(shown) if self.f != "read" or self.type == "ok" else "?"
+            shown = show(self.value)
         end = "..." if self.complete_time is None else f"{self.complete_time:.6f}"
         return f"p{self.process} {self.f} {shown}  [{self.invoke_time:.6f}, {end}] {self.type}"
 
@@ -83,13 +98,14 @@ def pair_ops(history: History | Iterable[dict] | str | Path) -> list[Op]:
         p = h.process[i]
         if t == "invoke":
             if p in open_by_proc:
-                raise ValueError(f"event {i}: process {p!r} invokes while its previous operation is open; "
-                                 "a process must be sequential (use one process id per concurrent client)")
+                raise HistoryError(f"process {p!r} invokes while its previous operation is open; a process "
+                                   "must be sequential (use one process id per concurrent client)", i)
             open_by_proc[p] = i
         else:
             j = open_by_proc.pop(p, None)
             if j is None:
-                raise ValueError(f"event {i}: {t} for process {p!r} with no open invocation")
+                raise HistoryError(f"{t} for process {p!r} with no open invocation (a completion before its "
+                                   "invocation?)", i)
             done[j] = (t, h.time[i], h.value[i])
     ops = []
     for i, t in enumerate(h.type):
