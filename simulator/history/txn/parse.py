@@ -1,0 +1,179 @@
+"""Transactional histories: events in, one ``Txn`` per transaction out.
+
+An event is a dict in Jepsen's (and Elle's) shape, as JSON: ``{"type": "invoke"|"ok"|"fail"|"info",
+"process": p, "f": "txn", "value": [[f, k, v], ...], "time": t}``. A micro-op is ``["append", k, v]`` or
+``["r", k, [v...]]`` (list-append) or ``["w", k, v]`` / ``["r", k, v]`` (rw-register); Clojure's keyword
+spelling ``":append"`` / ``":r"`` is accepted too. ``f``, ``time`` and ``key`` are optional (Elle needs only
+``type``, ``process`` and ``value``). Events must be in real-time order: the position in the history, not
+the ``time`` field, orders invocations and completions (Jepsen's convention). A process is sequential: its
+completion closes its one open invocation; an invocation never completed counts as ``info``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WORKLOAD_OPS = {"list-append": ("append", "r"), "rw-register": ("w", "r")}
+
+
+class TxnInputError(ValueError):
+    """A history that cannot be checked (bad JSON, bad shape, duplicate writes...). Names the line."""
+
+
+@dataclass(slots=True)
+class Txn:
+    """One transaction. ``ops`` are ``(f, k, v)`` with the values of its completion (reads filled in)
+    when ``ok``, else those it was invoked with (reads ``None``: unknown)."""
+
+    id: int  # position among transactions, invocation order: the T-number in reports
+    process: Any
+    type: str  # ok | fail | info
+    ops: list
+    invoke_pos: int  # event position (0-based) of its invocation
+    complete_pos: int | None
+    invoke_time: Any = None
+    complete_time: Any = None
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{f} {k!r} {_show(v)}" for f, k, v in self.ops)
+        where = f"event {self.invoke_pos}" + ("" if self.complete_pos is None else f"-{self.complete_pos}")
+        return f"T{self.id} = p{self.process} {self.type} [{shown}] ({where})"
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "?"
+    if isinstance(v, tuple):
+        return "[" + " ".join(repr(x) for x in v) + "]"
+    return repr(v)
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((str(k), _freeze(x)) for k, x in v.items()))
+    return v
+
+
+def _name(x: Any) -> str:
+    """``":append"``, ``"append"`` or an EDN keyword -> ``"append"``."""
+    s = getattr(x, "name", None) if not isinstance(x, str) else x
+    s = str(x) if s is None else s
+    return s[1:] if s.startswith(":") else s
+
+
+def _mops(value: Any, allowed: tuple[str, ...], where: str, read_values: bool) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise TxnInputError(f"{where}: a transaction's value must be a list of micro-ops, got {value!r}")
+    out = []
+    for m in value:
+        if not isinstance(m, (list, tuple)) or len(m) != 3:
+            raise TxnInputError(f"{where}: micro-op must be [f, key, value], got {m!r}")
+        f = _name(m[0])
+        if f == "read":
+            f = "r"
+        if f not in allowed:
+            raise TxnInputError(f"{where}: micro-op {f!r} is not part of this workload (allowed: {', '.join(allowed)})")
+        k, v = _freeze(m[1]), _freeze(m[2])
+        if f == "r" and not read_values:
+            v = None
+        out.append((f, k, v))
+    return out
+
+
+def parse_events(events: Iterable[dict], workload: str, source: str | None = None,
+                 lines: list[int] | None = None) -> list[Txn]:
+    """Pair events into transactions. Errors name ``source`` (a file) and the line (``lines[i]`` is event
+    i's line number), or the event's position when the events came from memory."""
+    if workload not in WORKLOAD_OPS:
+        raise TxnInputError(f"workload must be one of {sorted(WORKLOAD_OPS)}, got {workload!r}")
+    allowed = WORKLOAD_OPS[workload]
+    txns: list[Txn] = []
+    open_by_proc: dict[Any, tuple[Txn, Any]] = {}
+    pos = -1
+    for pos, e in enumerate(events):
+        where = f"{source}: line {lines[pos]}" if source and lines else f"event {pos}"
+        if not isinstance(e, dict):
+            raise TxnInputError(f"{where}: an event must be an object, got {type(e).__name__}")
+        t = _name(e.get("type"))
+        if t not in ("invoke", "ok", "fail", "info"):
+            raise TxnInputError(f"{where}: type must be invoke, ok, fail or info, got {e.get('type')!r}")
+        if "process" not in e:
+            raise TxnInputError(f"{where}: missing 'process'")
+        p = _freeze(e["process"])
+        if _name(e.get("process")) == "nemesis":
+            continue
+        f = e.get("f", "txn")
+        if f is not None and _name(f) != "txn":
+            raise TxnInputError(f"{where}: f must be 'txn' for a transactional history, got {f!r}")
+        time = e.get("time")
+        if time is not None and not isinstance(time, (int, float)):
+            raise TxnInputError(f"{where}: time must be a number, got {time!r}")
+        if t == "invoke":
+            if p in open_by_proc:
+                raise TxnInputError(f"{where}: process {p!r} invokes while its previous transaction is open")
+            value = e.get("value")
+            ops = _mops(value, allowed, where, read_values=False)
+            txn = Txn(len(txns), p, "info", ops, pos, None, time, None)
+            txns.append(txn)
+            open_by_proc[p] = (txn, value)
+            continue
+        got = open_by_proc.pop(p, None)
+        if got is None:
+            raise TxnInputError(f"{where}: {t} for process {p!r} with no open invocation")
+        txn, _ = got
+        txn.type, txn.complete_pos, txn.complete_time = t, pos, time
+        if t == "ok":
+            done = _mops(e.get("value"), allowed, where, read_values=True)
+            if [(f, k) for f, k, _ in done] != [(f, k) for f, k, _ in txn.ops]:
+                raise TxnInputError(f"{where}: completion's micro-ops do not match its invocation's")
+            txn.ops = done
+    if pos < 0:
+        raise TxnInputError(f"{source or 'history'}: empty history (no events)")
+    return txns
+
+
+def _jsonl_lines(path: Path) -> tuple[list, list[int]]:
+    events, lines = [], []
+    with path.open() as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise TxnInputError(f"{path}: line {n}: not valid JSON ({err.msg} at column {err.colno})") from None
+            lines.append(n)
+    return events, lines
+
+
+def read_events(path: str | Path) -> tuple[list, list[int]]:
+    """Events and their line numbers from a JSON Lines file (one object a line) or, for ``.edn``,
+    Jepsen's EDN via ``simulator.history.edn`` when that module is present."""
+    path = Path(path)
+    if path.is_dir():
+        raise TxnInputError(f"{path}: is a directory, not a history file")
+    if not path.exists():
+        raise TxnInputError(f"{path}: no such file")
+    if path.suffix == ".edn":
+        try:
+            from simulator.history import edn  # noqa: F401  (owned by the EDN reader's author)
+        except ImportError:
+            raise TxnInputError(f"{path}: EDN histories need simulator.history.edn (not available)") from None
+        events = list(_edn_events(path))
+        return events, list(range(1, len(events) + 1))
+    return _jsonl_lines(path)
+
+
+def _edn_events(path: Path):
+    from simulator.history import edn
+
+    reader = getattr(edn, "read_edn_events", None) or getattr(edn, "load_edn_events", None)
+    if reader is None:
+        raise TxnInputError(f"{path}: simulator.history.edn has no event reader this checker knows")
+    yield from reader(path)
