@@ -50,6 +50,11 @@ def run_all(quick: bool, only: list[str] | None = None, workers: int | None = No
         return list(ex.map(_run_one, names, [quick] * len(names)))
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a bare | would end the cell)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def _num(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -70,9 +75,10 @@ def table(results, quick: bool, wall_s: float) -> str:
             continue
         for c in checks:
             ci = f" [{_num(c.ci95[0])}, {_num(c.ci95[1])}]" if c.ci95 and not math.isnan(c.ci95[0]) else ""
-            verdict = c.verdict if not c.cause else f"{c.verdict} — {c.cause}"
-            lines.append(f"| `{name}` | {c.source} | {c.setup} | {c.quantity} | {_num(c.published)} | "
-                         f"{_num(c.measured)}{ci} | ±{_num(c.tolerance)} ({c.why}) | **{verdict}** |")
+            verdict = f"**{c.verdict}**" + (f" — {_cell(c.cause)}" if c.cause else "")
+            lines.append(f"| `{name}` | {_cell(c.source)} | {_cell(c.setup)} | {_cell(c.quantity)} | "
+                         f"{_num(c.published)} | {_num(c.measured)}{ci} | ±{_num(c.tolerance)} ({_cell(c.why)}) "
+                         f"| {verdict} |")
     return "\n".join(lines) + "\n"
 
 
