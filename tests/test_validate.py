@@ -25,6 +25,10 @@ def test_every_quick_reproduction_passes_or_is_a_known_explained_miss(tmp_path, 
     assert missed <= KNOWN_MISSES, missed
     assert all(" — " in line for line in text.splitlines() if "**MISS" in line)  # each with its cause
     assert code == (1 if missed else 0)
+    import re
+
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert all(len(re.split(r"(?<!\\)\|", r.strip())) - 2 == 8 for r in rows), "a cell's | broke the table"
 
 
 def test_validate_refuses_unknown_names(capsys):
