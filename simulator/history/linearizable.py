@@ -24,7 +24,7 @@ Ties. At equal times invocations sort before completions, so an operation that c
 reports a violation that a finer clock could explain.
 
 Counterexamples are shrunk by steps that keep them a proof, within a time budget
-(``shrink_time_s``, default twice the verdict search's time, at least 0.5 s): (1) the shortest
+(``shrink_time_s``, default 3x the verdict search's time, at least 2 s): (1) the shortest
 failing *truncation* (events up to a cut; operations still open at the cut become ``info``),
 found from where the verdict search got stuck (one search), else by binary search; truncation
 preserves linearizability (a linearization's prefix is one), so a failing truncation is a proof;
@@ -47,7 +47,7 @@ from .models import Input, Model, get_model
 from .ops import INF, HistoryError, Op, freeze, pair_ops
 from .search import Part, SearchTimeout, make_part
 
-_SHRINK_FACTOR, _SHRINK_FLOOR_S = 2.0, 0.5  # default shrink budget: max(floor, factor * verdict time)
+_SHRINK_FACTOR, _SHRINK_FLOOR_S = 3.0, 2.0  # default shrink budget: max(floor, factor * verdict time)
 
 
 @dataclass
@@ -120,20 +120,26 @@ class LinearizabilityResult:
 
 # -- shrinking a violation to a counterexample ---------------------------------------------------
 
-def _fails(part: Part, sel: list[int], ends: list[float], deadline: float | None, budget: int) -> bool:
-    """True only if the search *proves* these operations non-linearizable within the budget."""
+def _fails(part: Part, sel: list[int], ends: list[float], deadline: float | None, budget: int) -> bool | None:
+    """True only if the search *proves* these operations non-linearizable within the budget
+    (None: the budget ran out, so no proof either way)."""
     try:
-        return not part.search(sel, ends, deadline, budget)[0]
+        ok, part.states, _ = part.search(sel, ends, deadline, budget)
+        return not ok
     except SearchTimeout:
-        return False
+        return None
 
 
-def _shrink(part: Part, deadline: float, blocked: int) -> tuple[list[int], Op | None, bool]:
+def _shrink(part: Part, deadline: float, blocked: int, states: int) -> tuple[list[int], Op | None, bool]:
     """(operations of the smallest proof found, the op whose completion the cut follows, minimal?)."""
     n = len(part.ops)
     ends0 = part.ends()
-    budget = 50 * n + 200_000
+    bound = part.bound
+    # a trial that keeps the violation fails about as fast as the verdict did; one that lost it
+    # must search the whole rest: a step budget keeps those cheap (over budget = not a proof)
+    budget = max(4_000, 4 * states)
     cuts = sorted((ends0[i], i) for i in range(n) if part.is_ok[i])
+    at = {i: c for c, (_, i) in enumerate(cuts)}
 
     def truncated(c: int) -> tuple[list[int], list[float]]:
         t, last = cuts[c]
@@ -142,19 +148,23 @@ def _shrink(part: Part, deadline: float, blocked: int) -> tuple[list[int], Op | 
                 and ((ends0[i], i) <= (t, last) or not part.quiet[i])]
         return keep, [ends0[i] if (ends0[i], i) <= (t, last) else INF for i in keep]
 
-    # (1) the shortest failing truncation: first where the verdict search got stuck, else bisect
+    # (1) the shortest failing truncation. The verdict search's latest stop is a lower bound (pruning
+    # only ends branches early); the register path's ``bound`` an upper one; bisect between them
     hi = len(cuts) - 1  # invariant: truncation at cuts[hi] fails (the whole history does)
-    pos = next((c for c, (_, i) in enumerate(cuts) if i == blocked), None)
-    lo = 0
-    if pos is not None and pos < hi:
-        # pruning only ends branches early, so the verdict search's latest stop is never past the
-        # shortest failing cut: if the truncation there fails, it is the shortest
-        if _fails(part, *truncated(pos), deadline, budget):
-            hi = pos
-        lo = pos + (hi != pos)
+    lo = at.get(blocked, 0)
+    if bound in at and at[bound] < hi and _fails(part, *truncated(at[bound]), deadline, budget):
+        hi = at[bound]
+    if lo < hi:
+        if _fails(part, *truncated(lo), deadline, budget):
+            hi = lo
+        else:
+            lo += 1
     while lo < hi and _time.perf_counter() < deadline:
         mid = (lo + hi) // 2
-        if _fails(part, *truncated(mid), deadline, budget):
+        proof = _fails(part, *truncated(mid), deadline, budget)
+        if proof is None:
+            break  # a linearizable prefix needs a full search: leave the rest to step (2)
+        if proof:
             hi = mid
         else:
             lo = mid + 1
@@ -166,19 +176,22 @@ def _shrink(part: Part, deadline: float, blocked: int) -> tuple[list[int], Op | 
     chunk = max(1, len(cur) // 2)
     minimal = False
     while _time.perf_counter() < deadline:
-        changed = False
+        changed = unsure = False
         start = 0
         while start < len(cur) and _time.perf_counter() < deadline:
             drop = part.removal(set(cur), cur[start:start + chunk])
             if drop:
                 trial = [i for i in cur if i not in drop]
-                if trial and _fails(part, trial, [endmap[i] for i in trial], deadline, budget):
+                proof = _fails(part, trial, [endmap[i] for i in trial], deadline, budget) if trial else False
+                if proof:
+                    budget = max(4_000, 4 * part.states)  # what a proof costs now, plus a margin
                     cur = trial
                     changed = True
                     continue
+                unsure |= proof is None
             start += chunk
         if chunk == 1 and not changed and start >= len(cur):
-            minimal = True
+            minimal = not unsure
             break
         if not changed:
             chunk = max(1, chunk // 2)
@@ -202,7 +215,7 @@ def _check_part(key: Any, ops: list[Op], model: Model, deadline: float | None,
         return KeyResult(key, True, len(ops), states, verdict_s)
     budget = shrink_time_s if shrink_time_s is not None else max(_SHRINK_FLOOR_S, _SHRINK_FACTOR * verdict_s)
     t1 = _time.perf_counter()
-    sub, cut_op, minimal = _shrink(part, t1 + budget, blocked)
+    sub, cut_op, minimal = _shrink(part, t1 + budget, blocked, states)
     cx = sorted((ops[i] for i in sub), key=lambda o: (o.invoke_time, o.index))
     return KeyResult(key, False, len(ops), states, verdict_s, cx, cut_op,
                      reason="No order of the operations below, each placed within its interval, "
@@ -238,8 +251,8 @@ def check_linearizable(history: History | Iterable[dict] | str | Path, *, model:
     ``initial``: each key's value before the first operation (for a named model).
     ``time_limit_s``: give up the verdict search after this long and answer ``valid=None``
     (unknown) rather than hang; an invalid key found before the limit still makes it ``False``.
-    ``shrink_time_s``: budget for shrinking each counterexample (default: 2x its verdict time,
-    at least 0.5 s); the smallest proof found by then is reported.
+    ``shrink_time_s``: budget for shrinking each counterexample (default: 3x its verdict time,
+    at least 2 s); the smallest proof found by then is reported.
     """
     m = get_model(model, initial)
     for name, v in (("time_limit_s", time_limit_s), ("shrink_time_s", shrink_time_s)):

@@ -85,6 +85,8 @@ class Part:
     ops: list[Op]
     is_ok: list[bool]
     quiet: list[bool]
+    states: int = 0
+    bound: int = -1  # after a failed search: an op whose return bounds the shortest failing cut (-1: none)
 
     def ends(self) -> list[float]:
         return [op.complete_time if ok else INF for op, ok in zip(self.ops, self.is_ok)]
@@ -96,6 +98,14 @@ class Part:
 
     def removal(self, alive: set[int], want: list[int]) -> set[int]:
         raise NotImplementedError
+
+
+def _mask(max_steps: int | None) -> int:
+    """Check the clock and step budget every 2^k steps: CHECK_EVERY, or finer for a small budget."""
+    every = CHECK_EVERY
+    while max_steps is not None and every > 256 and every * 4 > max_steps:
+        every //= 2
+    return every - 1
 
 
 def _tick(steps: int, deadline: float | None, limit: int) -> None:
@@ -137,6 +147,7 @@ class GenericPart(Part):
         cache = {(0, state)}
         steps = 0
         limit = max_steps if max_steps is not None else -1
+        mask = _mask(max_steps)
 
         def expand() -> list:
             """A frame: [candidates (entry, new state), next index, lifted entry, state, fingerprint]."""
@@ -161,7 +172,7 @@ class GenericPart(Part):
         stack = [expand()]
         while True:
             steps += 1
-            if not steps & (CHECK_EVERY - 1):
+            if not steps & mask:
                 _tick(steps, deadline, limit)
             top = stack[-1]
             lifted = top[2]
@@ -188,7 +199,7 @@ class GenericPart(Part):
             else:
                 stack.pop()
                 if not stack:
-                    return False, len(cache), ent_op[blocked] if blocked else -1
+                    return False, len(cache), sel[ent_op[blocked]] if blocked else -1
                 continue
             top[1] = j
             top[2] = e
@@ -261,6 +272,20 @@ class RegisterPart(Part):
             drop.update(i for i in self.fcas if i in alive)
         return drop
 
+    def _prune(self, sel: list[int], ends: list[float]) -> tuple[list[int], list[float]]:
+        """Drop indeterminate writes and cas whose value no operation reads or expects: rule (4)
+        would never place them, but left in the list they sit before every return entry and make
+        each expansion scan them (quadratic time on long histories with timeouts)."""
+        kind, a, b = self.kind, self.a, self.b
+        if any(kind[j] == FCAS for j in sel):
+            return sel, ends  # a failed cas may need any write that moves the value away
+        needed = {a[j] for j, e in zip(sel, ends) if kind[j] == CAS or (kind[j] == READ and e != INF)}
+        keep = [x for x, (j, e) in enumerate(zip(sel, ends))
+                if e != INF or kind[j] == READ or (a[j] if kind[j] == WRITE else b[j]) in needed]
+        if len(keep) == len(sel):
+            return sel, ends
+        return [sel[x] for x in keep], [ends[x] for x in keep]
+
     def search(self, sel, ends, deadline, max_steps):
         """Register-specific refinements keep the search linear on valid histories with many
         concurrent clients: (1) a read that matches the state (or a failed cas that does not) is
@@ -272,6 +297,7 @@ class RegisterPart(Part):
         (no read or cas expects it; no failed cas waits for the current value to change) is never
         placed (placing it only hides the state). All four only reorder branches or skip ones that
         provably cannot succeed, so the search stays exhaustive."""
+        sel, ends = self._prune(sel, ends)
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
         nxt, prv, is_call, ent_op, ret_of, due = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of, L.due
@@ -305,7 +331,15 @@ class RegisterPart(Part):
         cache = {(0, state)}
         steps = 0
         limit = max_steps if max_steps is not None else -1
+        mask = _mask(max_steps)
         blocked = 0
+        # a branch cut by rule (3) dies, at the latest, when the last ok op needing the lost value
+        # is due: the latest such entry bounds the shortest failing truncation from above
+        last_need = [0] * nv
+        for i in range(n):
+            if ok[i] and kind[i] in (READ, CAS) and due[i] > last_need[a[i]]:
+                last_need[a[i]] = int(due[i])
+        bound = 0
 
         def expand() -> list:
             """A frame: [candidate call entries, next index, lifted entry, state, fingerprint]."""
@@ -341,7 +375,7 @@ class RegisterPart(Part):
         stack = [expand()]
         while True:
             steps += 1
-            if not steps & (CHECK_EVERY - 1):
+            if not steps & mask:
                 _tick(steps, deadline, limit)
             top = stack[-1]
             lifted = top[2]
@@ -378,6 +412,8 @@ class RegisterPart(Part):
                 ns = b[i] if k == CAS else (state if k == FCAS else a[i])
                 # dead end: overwriting a value still needed that nothing left can write again
                 if ns != state and wl[state] == 0 and rl[state] > (k == CAS and ok[i]):
+                    if last_need[state] > bound:
+                        bound = last_need[state]
                     continue
                 # an indeterminate op whose value nothing unplaced needs is better omitted
                 if not ok[i] and rl[ns] == 0 and cl[ns] == 0 and fl[state] == 0:
@@ -390,7 +426,8 @@ class RegisterPart(Part):
             else:
                 stack.pop()
                 if not stack:
-                    return False, len(cache), ent_op[blocked] if blocked else -1
+                    self.bound = sel[ent_op[bound]] if bound > blocked else -1
+                    return False, len(cache), sel[ent_op[blocked]] if blocked else -1
                 continue
             top[1] = j
             top[2] = e

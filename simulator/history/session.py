@@ -15,10 +15,16 @@ Per process and key, for each ``ok`` operation (``checked`` counts the opportuni
 - read_your_writes: a read returns a version certainly older than the session's last
   acknowledged write (or ok cas) to the key;
 - monotonic_reads: a read returns a version certainly older than the session's previous read;
-- monotonic_writes: the session wrote w1 then w2, and w1 was observed after w2 (some read,
-  by any client, began returning w1 after another read had finished returning w2);
-- writes_follow_reads: the session read w1 (not the initial value), then wrote w2, and w1
-  was observed after w2 in the same sense.
+- monotonic_writes: the session wrote w1 then w2, and one observer session saw them in the
+  opposite order: a read of w2, then a later read (same session) of w1;
+- writes_follow_reads: the session read w1 (not the initial value), then wrote w2, and one
+  observer session saw w2 and later w1.
+
+Evidence for the last two comes from a single observer's session, as in Terry et al.'s
+definitions (a server that has w2 must have w1 ordered before it) and Jepsen's (the order one
+process observes). Client A seeing w2 and later client B seeing w1 is not evidence: B may read
+a replica that has not yet received w2, which is staleness (counted by ``staleness`` and, for
+B's own session, monotonic reads), not writes applied out of order.
 """
 
 from __future__ import annotations
@@ -73,21 +79,25 @@ def session_guarantees(history: History | Iterable[dict] | str | Path) -> pd.Dat
         v = op.result if op.f == "read" else written_value(op)
         return INITIAL if v is None else vers.get((freeze(op.key), freeze(v)), INITIAL)
 
-    reads = [op for op in ops if op.f == "read" and op.type == "ok"]
-    first_seen: dict = {}  # (key, version) -> earliest completion of a read returning it
-    last_seen: dict = {}  # (key, version) -> latest invocation of a read returning it
-    for r in reads:
-        kv = (freeze(r.key), ver(r))
-        first_seen[kv] = min(first_seen.get(kv, math.inf), r.complete_time)
-        last_seen[kv] = max(last_seen.get(kv, -math.inf), r.invoke_time)
+    # per observer session and key: where in its own reads it first and last saw each value
+    first_at: dict = {}  # (key, value) -> {process: position of its first read returning it}
+    last_at: dict = {}  # (key, value) -> {process: position of its last read returning it}
+    for pos, r in enumerate(op for op in ops if op.f == "read" and op.type == "ok"):
+        kv = (freeze(r.key), freeze(r.result))
+        first_at.setdefault(kv, {}).setdefault(r.process, pos)
+        last_at.setdefault(kv, {})[r.process] = pos
 
-    def reversed_(first: tuple, second: tuple, key: Any) -> bool:
-        return first_seen.get((key, second), math.inf) < last_seen.get((key, first), -math.inf)
+    def reversed_(first: Any, second: Any, key: Any) -> bool:
+        """Some one session read ``second`` and later read ``first``."""
+        seen2 = first_at.get((key, second), {})
+        seen1 = last_at.get((key, first), {})
+        return any(p in seen1 and seen1[p] > at for p, at in seen2.items())
 
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     last_w: dict = {}  # (process, key) -> version of the session's last ok write
+    last_w_val: dict = {}  # (process, key) -> the value it wrote
     last_r: dict = {}  # (process, key) -> version of the session's last ok read
-    last_r_val: dict = {}  # same, only reads of a written (non-initial) value
+    last_r_val: dict = {}  # (process, key) -> value of its last read of a written (non-initial) value
     for op in ops:  # invocation order = each session's own order
         if op.type != "ok" or op.f not in ("read", "write", "cas"):
             continue
@@ -105,17 +115,19 @@ def session_guarantees(history: History | Iterable[dict] | str | Path) -> pd.Dat
                 c[1] += 1
             last_r[pk] = v
             if op.result is not None:
-                last_r_val[pk] = v
+                last_r_val[pk] = freeze(op.result)
         else:
+            w = written_value(op)
             if pk in last_w:
                 c = counts[(p, "monotonic_writes")]
-                c[0] += reversed_(last_w[pk], v, k)
+                c[0] += reversed_(last_w_val[pk], w, k)
                 c[1] += 1
             if pk in last_r_val:
                 c = counts[(p, "writes_follow_reads")]
-                c[0] += reversed_(last_r_val[pk], v, k)
+                c[0] += reversed_(last_r_val[pk], w, k)
                 c[1] += 1
             last_w[pk] = v
+            last_w_val[pk] = w
     rows = [{"process": p, "guarantee": g, "violations": n_bad, "checked": n}
             for (p, g), (n_bad, n) in counts.items()]
     return pd.DataFrame(rows, columns=["process", "guarantee", "violations", "checked"])

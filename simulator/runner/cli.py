@@ -4,7 +4,7 @@
     splitbrain show NAME
     splitbrain run NAME [--param k=v ...] [--config F.toml] [--seeds N] [--quick] [--out DIR]
     splitbrain sweep NAME --grid k=v1,v2 [--grid k2=a,b] [--seeds N] [--dry-run]
-    splitbrain check linearizable FILE.jsonl
+    splitbrain check linearizable FILE [--model M] [--initial V] [--time-limit S] [--json]
     splitbrain validate [--quick]
 
 Exit codes: 0 success; 1 a cell failed, a history is not linearizable or a reproduction
@@ -80,9 +80,22 @@ def _parser() -> argparse.ArgumentParser:
                        help='run cells on a Dask cluster at tcp://HOST:PORT (needs pip install "splitbrain[dask]")')
         p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
         p.add_argument("--no-plots", action="store_true", help="write data only, no figures")
-    chk = sub.add_parser("check", help="check a recorded history (JSON Lines)", epilog=EXIT_CODES)
-    chk.add_argument("what", choices=["linearizable"], help="the property to check")
-    chk.add_argument("file", help="a history as JSON Lines (simulator.history)")
+    chk = sub.add_parser("check", help="check a recorded history (JSON Lines or Jepsen EDN)",
+                         epilog="exit codes: 0 valid; 1 anomaly found; 2 bad input; 3 unknown (time limit)")
+    # each property checked is one `what`: add new ones to CHECKS (and their options below)
+    chk.add_argument("what", choices=sorted(CHECKS), help="the property to check")
+    chk.add_argument("file", help="a history: JSON Lines (simulator.history) or EDN (Jepsen, Knossos, Porcupine)")
+    from simulator.history.models import MODELS
+
+    chk.add_argument("--model", default="register", choices=sorted(MODELS),
+                     help="linearizable: the object's sequential specification (default register)")
+    chk.add_argument("--initial", metavar="V", default=None,
+                     help="linearizable: each key's value before any write, as JSON (e.g. 0, \"\", null)")
+    chk.add_argument("--time-limit", type=float, default=300.0, metavar="S",
+                     help="give up after S seconds and answer unknown (exit 3); default 300")
+    chk.add_argument("--shrink-time", type=float, default=None, metavar="S",
+                     help="linearizable: seconds for shrinking a counterexample (default 3x the verdict time, >= 2 s)")
+    chk.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     val = sub.add_parser("validate", help="reproduce published results and print the comparison",
                          epilog=EXIT_CODES)
     val.add_argument("--quick", action="store_true", help="the CI-sized run (under 2 minutes)")
@@ -128,7 +141,7 @@ def _dispatch(args, argv) -> int:
         print(f"\n{TUPLE_SYNTAX}")
         return 0
     if args.cmd == "check":
-        return _check(args.file)
+        return _check(args)
     if args.cmd == "validate":
         from .validate import main as validate_main
 
@@ -289,21 +302,52 @@ def _print_summary(res) -> None:
         print(f"figure: {p}")
 
 
-def _check(path: str) -> int:
+CHECKS = ("linearizable",)  # `splitbrain check WHAT`: one entry (and one branch in _check) per checker
+
+
+def _check(args) -> int:
+    """Exit 0 valid, 1 anomaly found, 2 bad input (one line naming the file and line), 3 unknown."""
+    import json
+
     from simulator.history.linearizable import check_linearizable_file
 
-    if not os.path.exists(path):
-        raise ExperimentError(f"no such history file: {path}")
-    if os.path.isdir(path):
-        raise ExperimentError(f"{path} is a directory, not a history file")
+    for flag, v in (("--time-limit", args.time_limit), ("--shrink-time", args.shrink_time)):
+        if v is not None and not (v > 0 and v < float("inf")):
+            raise ExperimentError(f"{flag} must be a positive number of seconds, got {v}")
+    initial = None
+    if args.initial is not None:
+        try:
+            initial = json.loads(args.initial)
+        except json.JSONDecodeError:
+            initial = args.initial  # a bare word: the string itself
     try:
-        result = check_linearizable_file(path)
+        result = check_linearizable_file(args.file, model=args.model, initial=initial,
+                                         time_limit_s=args.time_limit, shrink_time_s=args.shrink_time)
     except ValueError as e:
-        raise ExperimentError(f"{path}: {e}") from None
-    print(result)
+        raise ExperimentError(str(e).splitlines()[0]) from None
+    if args.json:
+        print(json.dumps(_linearizability_json(result, args.file), default=repr))
+    else:
+        print(result)
     if result.valid is None:
         return 3
     return 0 if result.valid else 1
+
+
+def _linearizability_json(result, path: str) -> dict:
+    def op(o) -> dict:
+        return {"index": o.index, "process": o.process, "type": o.type, "f": o.f, "key": o.key, "value": o.value,
+                "result": o.result, "invoke_time": o.invoke_time, "complete_time": o.complete_time}
+
+    keys = [{"key": r.key, "valid": r.valid, "ops": r.ops, "states": r.states, "seconds": r.seconds,
+             "counterexample": None if r.counterexample is None else [op(o) for o in r.counterexample],
+             "counterexample_minimal": r.minimal if r.valid is False else None,
+             "shrink_seconds": r.shrink_seconds} for r in result.per_key.values()]
+    cx = result.counterexample
+    return {"file": str(path), "check": "linearizable", "model": result.model, "valid": result.valid,
+            "verdict": {True: "valid", False: "anomaly", None: "unknown"}[result.valid],
+            "counterexample_size": None if cx is None else len(cx), "stats": result.stats,
+            "message": result.message, "keys": keys}
 
 
 if __name__ == "__main__":  # pragma: no cover
