@@ -48,7 +48,7 @@ QUICK = Params(skews_ms=(0.0, 20.0, 200.0), duration_s=3.0)
 
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
-    rows = []
+    rows, histories = [], {}
     n = 3
     for skew_ms in p.skews_ms:
         skew = skew_ms / 1e3
@@ -62,9 +62,10 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                             timeout_s=1.0, stop_at=p.duration_s)
             sim.run(until=p.duration_s + 20 * p.anti_entropy_interval_s)
             lost, acked = superseded_writes(wl.history, store)
+            histories[f"history_{res}_{skew_ms:g}ms"] = wl.history  # histories/*.jsonl
             rows.append(dict(skew_ms=skew_ms, resolution=res, label=LABELS[res], acked=acked, lost=lost,
                              lost_fraction=lost / acked if acked else np.nan, converged=store.converged()))
-    return {"summary": pd.DataFrame(rows)}
+    return {"summary": pd.DataFrame(rows), **histories}
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

@@ -53,7 +53,7 @@ QUICK = Params(duration_s=4.0, settings=("3-1-1", "3-2-2", "3-3-3"))
 
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
-    rows = []
+    rows, histories = [], {}
     for s in p.settings:
         n, r, w = parse_nrw(s)
         sim = Simulation(seed=seed)
@@ -66,6 +66,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         df = sim.metrics.requests()
         ok = df[df["outcome"] == "ok"]
         fresh = staleness(wl.history)
+        histories[f"history_{s}"] = wl.history  # histories/*.jsonl, for splitbrain check
         lat = ok["latency"].to_numpy()
         rd = ok[ok["op"] == "read"]["latency"].to_numpy()
         wr = ok[ok["op"] == "write"]["latency"].to_numpy()
@@ -73,7 +74,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                          mean_latency_s=float(lat.mean()), p99_latency_s=float(np.quantile(lat, 0.99)),
                          read_mean_s=float(rd.mean()), write_mean_s=float(wr.mean()),
                          stale_read_rate=float((fresh["k_stale"] > 0).mean()), reads=len(fresh)))
-    return {"summary": pd.DataFrame(rows)}
+    return {"summary": pd.DataFrame(rows), **histories}
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
