@@ -43,6 +43,7 @@ from simulator import Distribution, RpcError
 from simulator.distributions import as_distribution
 from simulator.history.delivery import DeliveryLog
 
+from .consumer import Inbox
 from .log import FETCH, LogCluster
 
 if TYPE_CHECKING:
@@ -197,12 +198,14 @@ class LogConsumer:
 
     def __init__(self, sim: Simulation, name: str, cluster: LogCluster, topic: str, coordinator: str, *,
                  log: DeliveryLog, service: Distribution | float = 0.001, config: GroupConfig | None = None,
-                 sink: str | None = None, start_at: float = 0.0) -> None:
+                 sink: str | None = None, inbox: Inbox | None = None, start_at: float = 0.0) -> None:
         self.config = config or GroupConfig()
         if (self.config.commit == "transactional") != (sink is not None):
             raise ValueError("a sink (OffsetSink node name) is needed exactly when commit='transactional'")
         self.sim, self.name, self.cluster, self.topic, self.coordinator, self.log, self.sink = \
             sim, name, cluster, topic, coordinator, log, sink
+        self.inbox = inbox  # an idempotent consumer's dedupe store (see consumer.Inbox)
+        self.skipped_duplicates = 0
         self.node = sim.nodes.get(name) or sim.node(name)
         self._service = sim.sampler(as_distribution(service, "service"), f"consumer.{name}.service")
         self.incarnation = 0
@@ -324,9 +327,12 @@ class LogConsumer:
         gen, member = self.generation, self.member
 
         def apply_locally() -> None:
-            now, process = self.sim.now, self.log.process
+            now, process, inbox = self.sim.now, self.log.process, self.inbox
             for e in records:
-                process(e[1], e[2], now)
+                if inbox is None or inbox.first_time(e[1]):
+                    process(e[1], e[2], now)
+                else:
+                    self.skipped_duplicates += 1
             self.processed += len(records)
 
         if c.commit == "before":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from simulator import Distribution, Exponential, LogNormal, Simulation
 from simulator.history.delivery import DeliveryLog
 
+from .consumer import Inbox
 from .group import GroupConfig, GroupCoordinator, LogConsumer, OffsetSink
 from .log import LogCluster, LogConfig, TopicConfig
 from .producer import LogProducer
@@ -37,7 +38,10 @@ def log_world(seed: int, *, brokers: int = 3, partitions: int = 6, replication_f
               heartbeat_interval_s: float = 0.3, max_poll_records: int = 50,
               service: Distribution | float = Exponential(0.0005), latency: Distribution | float | None = None,
               log_config: LogConfig | None = None, request_timeout_s: float = 1.0, linger_s: float = 0.005,
-              batch_size: int = 100, tick_s: float | None = None, limit: int | None = None) -> LogWorld:
+              batch_size: int = 100, tick_s: float | None = None, limit: int | None = None,
+              inbox_ttl_s: float | None = None) -> LogWorld:
+    """A 3-broker log, one producer, ``consumers`` group members (plus a sink for
+    ``commit="transactional"``, an inbox shared by the members with ``inbox_ttl_s``)."""
     sim = Simulation(seed=seed)
     sim.network(latency=LogNormal(median=0.001, sigma=0.3) if latency is None else latency)
     topic = "events"
@@ -52,6 +56,7 @@ def log_world(seed: int, *, brokers: int = 3, partitions: int = 6, replication_f
                        max_poll_records=max_poll_records)
     coord = GroupCoordinator(sim, "coordinator", partitions, gcfg)
     sink = OffsetSink(sim, "sink", log) if commit == "transactional" else None
+    inbox = None if inbox_ttl_s is None else Inbox(sim, inbox_ttl_s)
     cons = [LogConsumer(sim, f"consumer{i}", cluster, topic, "coordinator", log=log, service=service, config=gcfg,
-                        sink=None if sink is None else "sink") for i in range(consumers)]
+                        sink=None if sink is None else "sink", inbox=inbox) for i in range(consumers)]
     return LogWorld(sim, cluster, producer, coord, cons, sink, log, topic)

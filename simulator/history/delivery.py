@@ -104,7 +104,7 @@ def _frame(history: DeliveryLog | pd.DataFrame | Iterable) -> pd.DataFrame:
 
 
 def delivery_table(history: DeliveryLog | pd.DataFrame | Iterable) -> pd.DataFrame:
-    """One row per sent message: ``msg, key, sent_at, acked, processed`` (times),
+    """One row per sent message: ``msg, key, sent_at, acked, acked_at, processed`` (times),
     ``first_processed_at``, ``latency`` (send to first processing), ``verdict`` by processing count
     (``lost``: acked and 0; ``exactly_once``: 1; ``duplicated``: > 1; ``unacked_absent``: not acked
     and 0) and ``unacked_processed`` (not acked, processed anyway)."""
@@ -117,11 +117,13 @@ def delivery_table(history: DeliveryLog | pd.DataFrame | Iterable) -> pd.DataFra
     t = pd.DataFrame({"msg": sends["msg"].to_numpy(), "key": sends["key"].to_numpy(),
                       "sent_at": sends["time"].to_numpy(dtype=float)})
     t["send_order"] = np.arange(len(t))
-    acked = set(df.loc[ev == "ack", "msg"].tolist())
+    acks = df[ev == "ack"].groupby("msg")["time"].min()
+    acked = set(acks.index.tolist())
     proc = df[ev == "process"]
     counts = proc.groupby("msg").size()
     first = proc.groupby("msg")["time"].min()
     t["acked"] = t["msg"].isin(acked)
+    t["acked_at"] = t["msg"].map(acks).astype(float)
     t["processed"] = t["msg"].map(counts).fillna(0).astype(int)
     t["first_processed_at"] = t["msg"].map(first).astype(float)
     t["latency"] = t["first_processed_at"] - t["sent_at"]
