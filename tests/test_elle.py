@@ -241,3 +241,11 @@ def test_cli_entry_exit_codes(tmp_path, capsys):
     assert out["valid"] is False and "G-single-realtime" in out["anomalies"]
     assert main_check_transactions(str(broken), "list-append", False) == 2
     assert "line 1" in capsys.readouterr().err
+
+
+def test_tiny_search_budget_still_reports_every_cyclic_component():
+    """Witness length may suffer when searches run out of budget, the verdict may not."""
+    h = concurrent((0, [["r", "x", []], ["r", "y", []], ["append", "x", 1]]),
+                   (1, [["r", "x", []], ["r", "y", []], ["append", "y", 1]]))
+    r = check(h, realtime=False, budget=0)
+    assert not r.valid and "G2-item" in r.anomalies and "budget" in r.notes[0]

@@ -21,18 +21,20 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .txn import infer
-from .txn.graph import DATA, PROC, RT, SEARCHES, Graph, any_cycle, classify, shortest_cycle, tarjan
+from .txn.graph import DATA, PROC, RT, RW, SEARCHES, Graph, any_cycle, classify, shortest_cycle, tarjan
 from .txn.models import MODELS, REALTIME_MODELS, compatible_models, split, strongest
 from .txn.parse import Txn, TxnInputError, parse_events, read_events
 
 __all__ = ["check_transactions", "load_txn_history", "main_check_transactions", "TxnResult", "TxnInputError"]
 
 MAX_WITNESSES = 8  # per anomaly name; the count of all found is kept in ``counts``
-SEARCH_BUDGET = 200_000  # BFS states per (component, anomaly kind) before settling for what was found
+SEARCH_BUDGET = 100_000  # BFS states per (component, anomaly kind) before settling for what was found
+TOTAL_BUDGET_FACTOR = 20  # ... and at most this many times that over the whole check
 
 
 @dataclass
@@ -143,47 +145,68 @@ def check_transactions(history: Any, workload: str = "list-append", *, realtime:
 
 def _cycles(txns, g: Graph, workload: str, realtime: bool, budget: int, add, notes: list[str]) -> None:
     """Each layer adds one kind of order edge and reports only cycles that need it (Elle's -process and
-    -realtime variants); the data layer comes first so a pure data anomaly keeps its plain name."""
-    found_here: set[str] = set()
+    -realtime variants); the data layer comes first so a pure data anomaly keeps its plain name. G0 and
+    G1c are searched inside the components of their own subgraphs (ww; ww + wr), so a component without
+    such a cycle costs one Tarjan pass, not a failed search per edge."""
     layers = [("", 0, 0), ("process", PROC, PROC)] + ([("realtime", PROC | RT, RT)] if realtime else [])
     if not tarjan(g.out, DATA | layers[-1][1]):
         return  # acyclic with every edge: nothing to search
+    n = len(txns)
+    left = TOTAL_BUDGET_FACTOR * budget
+    short = False
     lower: set[str] = set()  # base names found in earlier layers
     for _, extra, need in layers:
-        lower |= set(found_here)
+        cache: dict[int, tuple[list[list[int]], list[int]]] = {}
+        comps_for = partial(_components, g, n, cache)
+        full, full_of = comps_for(DATA | extra)
+        covered: set[int] = set()
+        seen: set[tuple[str, int]] = set()
         found_here: set[str] = set()
-        comps = tarjan(g.out, DATA | extra)
-        comp_of = [-1] * len(txns)
-        for c, members in enumerate(comps):
-            for v in members:
-                comp_of[v] = c
-        for c, members in enumerate(comps):
-            members.sort()
-            seen: set[str] = set()
-            ran_out = False
-            for search in SEARCHES:
-                if need and (search.name in lower or search.name == "G-nonadjacent" and "G-single" in lower):
-                    continue  # implied already (Elle: G-single implies G-single-process and G-nonadjacent)
-                path, exhausted = shortest_cycle(g, comp_of, c, members, search, extra, need, budget)
-                ran_out |= exhausted
+        for search in SEARCHES:
+            if need and (search.name in lower or search.name == "G-nonadjacent" and "G-single" in lower):
+                continue  # implied already (Elle: G-single implies G-single-process and G-nonadjacent)
+            mask = DATA | extra if search.start == RW else search.allowed | extra
+            comps, comp_of = comps_for(mask)
+            for c, members in enumerate(comps):
+                path, spent, exhausted = shortest_cycle(g, comp_of, c, members, search, extra, need,
+                                                        max(0, min(budget, left)))
+                left -= spent
                 if exhausted:
-                    notes.append(f"{search.name} search in a {len(members)}-transaction component stopped at its "
-                                 f"budget ({budget} states): its witness may not be the shortest")
+                    short = True
                 if path is None:
                     continue
-                name = classify(path)
-                if name in seen:
+                name, where = classify(path), full_of[path[0][0]]
+                covered.add(where)
+                if (name, where) in seen:
                     continue
-                seen.add(name)
+                seen.add((name, where))
                 found_here.add(split(name)[0])
                 add(name, [a for a, _, _ in path], [infer.explain_edge(txns, g, a, bit, b, workload)
                                                     for a, bit, b in path],
                     cycle=[[a, _EDGE[bit], b] for a, bit, b in path])
-            if not seen and ran_out:
-                path = any_cycle(g, comp_of, c, members, DATA | extra)
-                add(classify(path), [a for a, _, _ in path],
-                    [infer.explain_edge(txns, g, a, bit, b, workload) for a, bit, b in path],
-                    cycle=[[a, _EDGE[bit], b] for a, bit, b in path])
+        if short:  # a component whose searches all ran out still holds a cycle: report one
+            for c, members in enumerate(full):
+                if c not in covered:
+                    path = any_cycle(g, full_of, c, members, DATA | extra)
+                    add(classify(path), [a for a, _, _ in path],
+                        [infer.explain_edge(txns, g, a, bit, b, workload) for a, bit, b in path],
+                        cycle=[[a, _EDGE[bit], b] for a, bit, b in path])
+        lower |= found_here
+    if short:
+        notes.append(f"some cycle searches stopped at their budget ({budget} states each, {TOTAL_BUDGET_FACTOR}x "
+                     "in all): every cyclic component still has a witness, but it may not be the shortest")
+
+
+def _components(g: Graph, n: int, cache: dict, mask: int) -> tuple[list[list[int]], list[int]]:
+    """Non-trivial SCCs over ``mask`` edges and each transaction's component (-1: none), memoised."""
+    if mask not in cache:
+        comps = [sorted(c) for c in tarjan(g.out, mask)]
+        comp_of = [-1] * n
+        for c, members in enumerate(comps):
+            for v in members:
+                comp_of[v] = c
+        cache[mask] = (comps, comp_of)
+    return cache[mask]
 
 
 _EDGE = {1: "ww", 2: "wr", 4: "rw", 8: "process", 16: "realtime"}

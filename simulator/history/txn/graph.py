@@ -175,9 +175,9 @@ SEARCHES = (
 
 
 def shortest_cycle(g: Graph, comp_of: list[int], comp: int, members: list[int], search: Search, extra: int,
-                   need: int, budget: int) -> tuple[list[tuple[int, int, int]] | None, bool]:
+                   need: int, budget: int) -> tuple[list[tuple[int, int, int]] | None, int, bool]:
     """Shortest cycle of ``search``'s shape inside one component, trying every start edge until the
-    budget of expanded states runs out. Returns (edges [(a, bit, b)...] or None, exhausted?)."""
+    budget of expanded states runs out. Returns (edges [(a, bit, b)...] or None, states spent, exhausted?)."""
     out = g.out
     allowed = search.allowed | extra
     best: list | None = None
@@ -191,7 +191,7 @@ def shortest_cycle(g: Graph, comp_of: list[int], comp: int, members: list[int], 
             parent: dict[tuple[int, int], tuple[int, int, int]] = {(b, s0): (-1, 0, 0)}
             queue = deque([(b, s0)])
             found = None
-            while queue and found is None:
+            while queue and found is None and spent <= budget:
                 v, s = queue.popleft()
                 spent += 1
                 for w, wm in out[v].items():
@@ -223,10 +223,10 @@ def shortest_cycle(g: Graph, comp_of: list[int], comp: int, members: list[int], 
                 if best is None or len(path) < len(best):
                     best = path
                 if len(best) == 2:
-                    return best, False
+                    return best, spent, False
             if spent > budget:
-                return best, True
-    return best, False
+                return best, spent, True
+    return best, spent, False
 
 
 def any_cycle(g: Graph, comp_of: list[int], comp: int, members: list[int], mask: int) -> list[tuple[int, int, int]]:
