@@ -187,9 +187,7 @@ class OffsetSink:
             self.refused += 1
             raise RpcError("offset_mismatch")
         self.offsets[partition] = new
-        now, process = self.sim.now, self.log.process
-        for e in records:
-            process(e[1], e[2], now)
+        self.log.extend("process", [e[1] for e in records], [e[2] for e in records], self.sim.now)
         return True
 
 
@@ -327,12 +325,15 @@ class LogConsumer:
         gen, member = self.generation, self.member
 
         def apply_locally() -> None:
-            now, process, inbox = self.sim.now, self.log.process, self.inbox
-            for e in records:
-                if inbox is None or inbox.first_time(e[1]):
-                    process(e[1], e[2], now)
-                else:
-                    self.skipped_duplicates += 1
+            now, inbox = self.sim.now, self.inbox
+            if inbox is None:
+                self.log.extend("process", [e[1] for e in records], [e[2] for e in records], now)
+            else:
+                for e in records:
+                    if inbox.first_time(e[1]):
+                        self.log.process(e[1], e[2], now)
+                    else:
+                        self.skipped_duplicates += 1
             self.processed += len(records)
 
         if c.commit == "before":

@@ -130,6 +130,7 @@ class LogProducer:
         else:
             self._tick_s, self._mean = tick_s, rate * tick_s
             self._counts = sim.rng(f"producer.{name}.arrivals")
+            self._keys_rng = sim.rng(f"producer.{name}.tick_keys")
             sim.at(start_at + tick_s, self._tick)
         self.node.on_crash(self._crashed)
 
@@ -150,8 +151,30 @@ class LogProducer:
             return
         self.sim.at(self._tick_s, self._tick)
         if self.node.up:
-            for _ in range(min(int(self._counts.poisson(self._mean)), self.limit - self.sent)):
-                self._one()
+            self._many(min(int(self._counts.poisson(self._mean)), self.limit - self.sent))
+
+    def _many(self, n: int) -> None:
+        """``n`` messages at once (tick mode): the same steps as :meth:`_one`, vectorised."""
+        if n <= 0:
+            return
+        log, now = self.log, self.sim.now
+        first = log.new_id()
+        log.skip_ids(n - 1)
+        ids = range(first, first + n)
+        keys = self._keys_rng.integers(0, self.keys, n).tolist()
+        self.sent += n
+        log.extend("send", ids, keys, now)
+        part_of, bufs, seq, bs = self._part_of, self._buf, self._seq, self.batch_size
+        for msg_id, key in zip(ids, keys):
+            p = part_of[key]
+            buf = bufs[p]
+            buf.append((msg_id, key, seq[p], now))
+            seq[p] += 1
+            if len(buf) >= bs:
+                self._close(p)
+            elif not self._linger[p]:
+                self._linger[p] = True
+                self.node.after(self.linger_s, lambda p=p: self._close(p))
 
     def _one(self) -> None:
         self.sent += 1
@@ -206,9 +229,7 @@ class LogProducer:
                       done)
 
     def _acked(self, p: int, batch: list) -> None:
-        now, ack = self.sim.now, self.log.ack
-        for msg_id, key, _s, _t in batch:
-            ack(msg_id, key, now)
+        self.log.extend("ack", [r[0] for r in batch], [r[1] for r in batch], self.sim.now)
         self.acked += len(batch)
         self._next(p)
 
