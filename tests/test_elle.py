@@ -218,10 +218,10 @@ def test_duplicate_appends_are_bad_input():
 def test_bad_files_name_the_line(tmp_path):
     f = tmp_path / "h.jsonl"
     f.write_text(json.dumps(_pair(0, [["append", "x", 1]])[0]) + "\n{not json\n")
-    with pytest.raises(TxnInputError, match="line 2"):
+    with pytest.raises(TxnInputError, match=r"h.jsonl:2: not valid JSON"):
         check(str(f))
     f.write_text('{"type": "invoke", "process": 0, "value": [["cas", "x", 1]]}\n')
-    with pytest.raises(TxnInputError, match="line 1.*cas"):
+    with pytest.raises(TxnInputError, match=r"h.jsonl:1: .*cas"):
         check(str(f))
     f.write_text("")
     with pytest.raises(TxnInputError, match="empty"):
@@ -240,7 +240,7 @@ def test_cli_entry_exit_codes(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["valid"] is False and "G-single-realtime" in out["anomalies"]
     assert main_check_transactions(str(broken), "list-append", False) == 2
-    assert "line 1" in capsys.readouterr().err
+    assert "broken.jsonl:1:" in capsys.readouterr().err
 
 
 def test_tiny_search_budget_still_reports_every_cyclic_component():
@@ -249,3 +249,31 @@ def test_tiny_search_budget_still_reports_every_cyclic_component():
                    (1, [["r", "x", []], ["r", "y", []], ["append", "y", 1]]))
     r = check(h, realtime=False, budget=0)
     assert not r.valid and "G2-item" in r.anomalies and "budget" in r.notes[0]
+
+
+def test_edn_history_loads(tmp_path):
+    """The paper example again, as Jepsen writes EDN (keywords, nil, vectors; times in nanoseconds)."""
+    t0 = "[:append 253 1] [:append 253 3] [:append 253 4] [:append 255 2] [:append 256 1] [:append 256 2]"
+    rows = [(0, "invoke", f"[{t0}]"), (0, "ok", f"[{t0}]"),
+            (1, "invoke", "[[:append 255 8] [:r 253 nil]]"),
+            (2, "invoke", "[[:append 256 4] [:r 255 nil] [:r 256 nil]]"),
+            (3, "invoke", "[[:r 255 nil] [:append 256 3]]"),
+            (1, "ok", "[[:append 255 8] [:r 253 [1 3 4]]]"),
+            (2, "ok", "[[:append 256 4] [:r 255 [2 8]] [:r 256 [1 2 4]]]"),
+            (3, "ok", "[[:r 255 [2]] [:append 256 3]]")]
+    f = tmp_path / "history.edn"
+    f.write_text("".join(f"{{:type :{t}, :f :txn, :value {v}, :process {p}, :time {i * 1000}}}\n"
+                         for i, (p, t, v) in enumerate(rows)) + "{:type :info, :f :kill, :process :nemesis}\n")
+    r = check(str(f))
+    assert list(r.anomalies) == ["G-single"] and r.n_txns == 4
+
+
+def test_project_history_object():
+    from simulator.history import History
+
+    h = History()
+    a = h.invoke(0, "txn", None, [["append", "x", 1]], 0.0)
+    h.ok(a, 1.0)
+    b = h.invoke(1, "txn", None, [["r", "x", None]], 2.0)
+    h.ok(b, 3.0, [["r", "x", []]])
+    assert list(check(h).anomalies) == ["G-single-realtime"]

@@ -88,8 +88,8 @@ def _mops(value: Any, allowed: tuple[str, ...], where: str, read_values: bool) -
 
 def parse_events(events: Iterable[dict], workload: str, source: str | None = None,
                  lines: list[int] | None = None) -> list[Txn]:
-    """Pair events into transactions. Errors name ``source`` (a file) and the line (``lines[i]`` is event
-    i's line number), or the event's position when the events came from memory."""
+    """Pair events into transactions. Errors read ``FILE:LINE: ...`` when ``source`` names a file and
+    ``lines[i]`` is event i's line number, else ``event i: ...`` (events from memory)."""
     if workload not in WORKLOAD_OPS:
         raise TxnInputError(f"workload must be one of {sorted(WORKLOAD_OPS)}, got {workload!r}")
     allowed = WORKLOAD_OPS[workload]
@@ -97,7 +97,7 @@ def parse_events(events: Iterable[dict], workload: str, source: str | None = Non
     open_by_proc: dict[Any, tuple[Txn, Any]] = {}
     pos = -1
     for pos, e in enumerate(events):
-        where = f"{source}: line {lines[pos]}" if source and lines else f"event {pos}"
+        where = f"{source}:{lines[pos]}" if source and lines else f"event {pos}"
         if not isinstance(e, dict):
             raise TxnInputError(f"{where}: an event must be an object, got {type(e).__name__}")
         t = _name(e.get("type"))
@@ -147,33 +147,27 @@ def _jsonl_lines(path: Path) -> tuple[list, list[int]]:
             try:
                 events.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise TxnInputError(f"{path}: line {n}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise TxnInputError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
             lines.append(n)
     return events, lines
 
 
 def read_events(path: str | Path) -> tuple[list, list[int]]:
-    """Events and their line numbers from a JSON Lines file (one object a line) or, for ``.edn``,
-    Jepsen's EDN via ``simulator.history.edn`` when that module is present."""
+    """Events and their line numbers from a JSON Lines file (one object a line) or an EDN history
+    (Jepsen's ``history.edn``: ``.edn`` or lines starting ``{:``), read by ``simulator.history.edn``."""
     path = Path(path)
     if path.is_dir():
         raise TxnInputError(f"{path}: is a directory, not a history file")
     if not path.exists():
         raise TxnInputError(f"{path}: no such file")
-    if path.suffix == ".edn":
+    with path.open() as fh:
+        first = next((ln.strip() for ln in fh if ln.strip()), "")
+    if path.suffix == ".edn" or first.startswith("{:") or (first.startswith("[") and path.suffix != ".jsonl"):
+        from simulator.history.edn import load_history
+
         try:
-            from simulator.history import edn  # noqa: F401  (owned by the EDN reader's author)
-        except ImportError:
-            raise TxnInputError(f"{path}: EDN histories need simulator.history.edn (not available)") from None
-        events = list(_edn_events(path))
-        return events, list(range(1, len(events) + 1))
+            h, lines = load_history(path)
+        except ValueError as err:
+            raise TxnInputError(str(err)) from None
+        return list(h.events()), lines
     return _jsonl_lines(path)
-
-
-def _edn_events(path: Path):
-    from simulator.history import edn
-
-    reader = getattr(edn, "read_edn_events", None) or getattr(edn, "load_edn_events", None)
-    if reader is None:
-        raise TxnInputError(f"{path}: simulator.history.edn has no event reader this checker knows")
-    yield from reader(path)
