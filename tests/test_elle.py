@@ -277,3 +277,12 @@ def test_project_history_object():
     b = h.invoke(1, "txn", None, [["r", "x", None]], 2.0)
     h.ok(b, 3.0, [["r", "x", []]])
     assert list(check(h).anomalies) == ["G-single-realtime"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 100), keys=st.integers(1, 4), window=st.floats(0.0, 6.0))
+def test_serializable_register_histories_are_valid(seed, n, keys, window):
+    ev = serializable_list_append(np.random.default_rng(seed), n, keys=keys, processes=4, window=window,
+                                  registers=True)
+    r = check(ev, "rw-register")
+    assert r.valid and r.anomalies == {}, f"seed={seed}: {r}"

@@ -16,8 +16,10 @@ import numpy as np
 
 def serializable_list_append(rng: np.random.Generator, n_txns: int, *, keys: int = 5, processes: int = 5,
                              max_ops: int = 4, window: float = 3.0, fail_ratio: float = 0.05,
-                             info_ratio: float = 0.02, max_appends_per_key: int = 32) -> list[dict]:
-    """Events (dicts) of ``n_txns`` transactions; values appended are unique per key (a counter)."""
+                             info_ratio: float = 0.02, max_appends_per_key: int = 32,
+                             registers: bool = False) -> list[dict]:
+    """Events (dicts) of ``n_txns`` transactions; values appended are unique per key (a counter). With
+    ``registers`` the same schedule runs rw-register transactions instead (``w`` replaces the value)."""
     if n_txns < 0 or keys < 1 or processes < 1 or max_ops < 1 or window < 0:
         raise ValueError("need n_txns >= 0, keys >= 1, processes >= 1, max_ops >= 1, window >= 0")
     state: dict[int, list[int]] = {}
@@ -46,17 +48,22 @@ def serializable_list_append(rng: np.random.Generator, n_txns: int, *, keys: int
             if rng.random() < 0.5:
                 v = next_val
                 next_val += 1
-                ops.append(["append", k, v])
-                done.append(["append", k, v])
+                f = "w" if registers else "append"
+                ops.append([f, k, v])
+                done.append([f, k, v])
                 if applied:
-                    state.setdefault(k, []).append(v)
+                    state[k] = [v] if registers else state.get(k, []) + [v]
                 appends[k] = appends.get(k, 0) + 1
                 if appends[k] >= max_appends_per_key:
                     active[slot] = next_key
                     next_key += 1
             else:
                 ops.append(["r", k, None])
-                done.append(["r", k, list(state.get(k, [])) if applied else None])
+                now = state.get(k, [])
+                if registers:
+                    done.append(["r", k, now[-1] if now and applied else None])
+                else:
+                    done.append(["r", k, list(now) if applied else None])
         busy[p] = complete
         timeline.append((invoke, 2 * i, {"type": "invoke", "process": p, "f": "txn", "value": ops, "time": invoke}))
         value = done if typ == "ok" else ops
