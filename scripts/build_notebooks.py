@@ -275,6 +275,91 @@ for data types whose operations commute."""),
 ]
 
 
+NB04 = [
+    ("md", """# 04 · Messaging: queues, logs and delivery semantics
+
+Half of distributed systems is asynchronous: a producer hands a message to a broker and moves on;
+a consumer picks it up later. This buys availability and smooths load — and costs ordering,
+duplicates, lost messages and stale state unless you pay attention. Every broker, producer and
+consumer below is a node of the simulator, so crashes, pauses and partitions hit them like any
+other node. Each section runs one experiment (the function `splitbrain run NAME` calls); the arms
+of a comparison share their random streams, so the difference you see is the design."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.history.delivery import DeliveryLog, check_delivery
+from simulator.runner import quick_mode
+QUICK = quick_mode()"""),
+    ("md", """## What the delivery checker counts
+
+Like Jepsen's queue checkers: every *acknowledged* send must take effect. Processed 0 times it is
+**lost**, more than once **duplicated**. A send that was never acknowledged (it timed out) may or
+may not have been stored, so processing it is allowed."""),
+    ("code", """log = DeliveryLog()
+for msg, acked, processed in [(1, True, 1), (2, True, 0), (3, True, 2), (4, False, 1)]:
+    log.send(msg, "k", 0.0)
+    if acked:
+        log.ack(msg, "k", 0.1)
+    for i in range(processed):
+        log.process(msg, "k", 1.0 + i)
+r = check_delivery(log)
+{k: r[k] for k in ("acked", "lost", "duplicated", "unacked_processed")}"""),
+    *_lesson("queue_vs_http", """## 1. A queue or an HTTP call?
+
+An order service calls payment, which calls inventory — synchronously over RPC, or handing each
+step to the next over a queue. The inventory service goes down for a while.""", """Over RPC every
+order placed during the outage fails: a synchronous caller's availability is the product of its
+dependencies'. Over the queue users notice nothing — the broker stores the order in milliseconds —
+while the inventory queue's backlog grows at the arrival rate (rate × outage) and drains in
+backlog / (μ − rate) at the consumers' capacity μ (the dashed line). The price is the bottom
+panel: an order the user was told is placed shows up in inventory up to the outage length later
+(eventual consistency), and the few messages the crashed consumer held wait out their visibility
+timeout on top."""),
+    *_lesson("visibility_timeout", """## 2. The visibility timeout
+
+A received message is hidden for the visibility timeout V; if the consumer has not deleted it by
+then, it becomes visible again and someone else handles it too. Handling times here have a
+log-normal tail.""", """Each delivery is redelivered with probability P(handling > V) — the
+theory column — and every redelivery is a duplicate and wasted work. Well below the tail, work
+multiplies; at about 6× the mean (AWS's advice for Lambda consumers) the duplicates are gone. A
+long V has its own price: messages held by a crashed consumer stay invisible for V."""),
+    *_lesson("poison_messages", """## 3. Poison messages and dead-letter queues
+
+One message's handler always fails. Standard and FIFO queues, with and without a redrive policy to
+a dead-letter queue (DLQ).""", """Without a DLQ the poison message never leaves: received every
+visibility timeout forever (a storm of receives if the consumer requeues it at once), and the
+"age of the oldest message" alarm climbs without end. In a FIFO queue it also blocks its whole
+message group — head-of-line blocking — so that group's share of the traffic stops for good. With
+a redrive policy it is received exactly `maxReceiveCount` times, then parked in the DLQ; the FIFO
+group waits `maxReceiveCount × V` seconds and drains."""),
+    *_lesson("delivery_semantics", """## 4. At-most-once, at-least-once, effectively-once
+
+A Kafka-like consumer group through member crashes, a long pause (the member is evicted and wakes
+up as a zombie) and a broker failover. When does the consumer commit its offset?""", """Commit
+*before* processing and a crashed member's batch is never processed (lost); commit *after* and the
+batch it processed but did not commit is processed again (duplicated). Exactly-once *effects* come
+from the consumer: an idempotent inbox that remembers processed ids, or the offset written in the
+same transaction as the results, so a zombie's write is refused."""),
+    *_lesson("kafka_acks", """## 5. Producer acks and leader failover
+
+The leader of a partition is cut off from its followers, then crashes; a follower that never got
+its last writes becomes leader.""", """`acks=1` acknowledges a write once the leader has it, so
+everything the cut-off leader accepted is acknowledged and then lost when it is truncated away.
+`acks=all` with `min.insync.replicas=2` acknowledges only what every in-sync replica holds: nothing
+acknowledged is lost, paid for with a replication round trip per write and a stall while the
+in-sync set cannot make progress."""),
+    *_lesson("consumer_rebalance", """## 6. Rebalance storms
+
+Consumer-group members freeze now and then (stop-the-world GC pauses) for longer than their
+session timeout.""", """Each such pause is two rebalances — eviction, then rejoin — and with range
+assignment most partitions change owner each time: every batch processed but not yet committed is
+processed again by its next owner. Duplicates eat the spare capacity and lag grows. Either cure
+removes every rebalance after the first and every duplicate: a session timeout longer than the
+pauses (the paused member's partitions simply wait for it), or shorter pauses."""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -286,7 +371,7 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
 
 
 NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
-             "03_cap_tradeoffs.ipynb": CAP}
+             "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
