@@ -249,7 +249,13 @@ class UniqueIdModel(Model):
         return output.value not in state, state | {output.value}
 
     def partition(self, ops: list[Op]) -> list[list[Op]]:
-        return [ops] if ops else []  # one generator, whatever the key
+        # one generator whatever the key; only operations returning the same id constrain each
+        # other, so each id is its own part (an info op returned nothing and constrains nothing)
+        parts: dict[Any, list[Op]] = defaultdict(list)
+        for op in ops:
+            if op.type == "ok":
+                parts[freeze(op.result)].append(op)
+        return list(parts.values())
 
     def removable(self, ops: list[Op], alive: set[int], want: Iterable[int]) -> set[int]:
         return set(want)  # fewer ids issued only makes the rest easier
