@@ -12,9 +12,9 @@ through :class:`models.messaging.QueueBroker` (SQS semantics, at-least-once).
 - ``publish_first``: publish, then commit the row. A crash in between, or a publish that timed out
   but was stored anyway, leaves a **phantom** event for an order that does not exist.
 - ``outbox``: the order row and an outbox row commit in *one local transaction*; a relay in the
-  same service polls the outbox every ``relay_poll_s``, publishes each row and deletes it once the
-  broker acknowledges. Nothing is lost or invented; a crash between publish and delete publishes
-  again (at least once), so the consumer deduplicates by event id.
+  same service polls the outbox every ``relay_poll_s``, publishes a batch of rows and deletes the
+  acknowledged ones once the whole batch has answered. Nothing is lost or invented; a crash between
+  publish and delete publishes again (at least once), so the consumer deduplicates by event id.
 
 Each publish is a new queue message (its own message id; the body is the event id). The
 :class:`EventConsumer` receives, applies the event to its own store — with ``dedupe`` in the same
@@ -134,25 +134,38 @@ class OrderService:
 
     # -- the relay (polling publisher) ------------------------------------------------------------
     def _relay_start(self) -> None:
-        self.node.state["relay.in_flight"] = set()
+        self.node.state["relay.busy"] = False
         self._relay_tick()
 
     def _relay_tick(self) -> None:
+        """Publish up to ``relay_batch`` rows; when the whole batch has answered, delete the acknowledged
+        rows in one local transaction (the polling publisher's "mark as published"). A crash before that
+        loses the marks, not the rows: they are published again."""
         node = self.node
         if not node.up:
             return
-        busy = node.state.setdefault("relay.in_flight", set())
-        rows = [k[1] for k, _v in self.store.items() if k[0] == "outbox" and k[1] not in busy]
-        for oid in rows[: self.config.relay_batch]:
-            busy.add(oid)
+        if node.state.get("relay.busy"):
+            node.after(self.config.relay_poll_s, self._relay_tick)
+            return
+        rows = [k[1] for k, _v in self.store.items() if k[0] == "outbox"][: self.config.relay_batch]
+        if not rows:
+            node.after(self.config.relay_poll_s, self._relay_tick)
+            return
+        node.state["relay.busy"] = True
+        acked: list = []
+        left = [len(rows)]
 
-            def sent(ok: bool, oid=oid) -> None:
-                busy.discard(oid)
-                if ok:
-                    self.store.run(("relay", oid), lambda t: t.delete(("outbox", oid)))
+        def sent(ok: bool, oid: Any) -> None:
+            if ok:
+                acked.append(oid)
+            left[0] -= 1
+            if left[0] == 0:
+                self.store.run(("relay", self.sim.now), lambda t: [t.delete(("outbox", o)) for o in acked])
+                node.state["relay.busy"] = False
+                node.after(self.config.relay_poll_s, self._relay_tick)
 
-            self._publish(oid, sent)
-        node.after(self.config.relay_poll_s, self._relay_tick)
+        for oid in rows:
+            self._publish(oid, lambda ok, oid=oid: sent(ok, oid))
 
     def exists(self, oid: Any) -> bool:
         return self.store.get(("order", oid)) is not None
@@ -236,11 +249,14 @@ class OutboxWorld:
 
 
 def build_outbox_world(sim: Simulation, mode: str, *, rate: float = 50.0, stop_at: float = 10.0,
-                       dedupe: bool = True, config: OutboxConfig | None = None) -> OutboxWorld:
+                       dedupe: bool = True, config: OutboxConfig | None = None,
+                       store_s: float = 0.01) -> OutboxWorld:
+    """Broker (``store_s`` to persist a message before acknowledging it), order service, consumer, client."""
     cfg = config or OutboxConfig(mode=mode)
     if cfg.mode != mode:
         raise ValueError(f"config.mode {cfg.mode!r} differs from mode {mode!r}")
-    broker = QueueBroker(sim, "broker", queues={QUEUE: QueueConfig(visibility_timeout_s=1.0)}, durable=True)
+    broker = QueueBroker(sim, "broker", queues={QUEUE: QueueConfig(visibility_timeout_s=1.0)}, durable=True,
+                         store_s=store_s)
     svc = OrderService(sim, config=cfg)
     cons = EventConsumer(sim, dedupe=dedupe)
     client = OrderCreator(sim, rate=rate, stop_at=stop_at)
