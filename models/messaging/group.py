@@ -353,9 +353,8 @@ class LogConsumer:
                 apply_locally()
 
                 def committed(outcome: str, value) -> None:
-                    if outcome == "error":
-                        self.refused_commits += 1
-                        self._revoke([p])
+                    if outcome == "error":  # refused: re-read from the committed offset if still ours
+                        self._refused(p, token)
                     else:
                         self._fetch(p, token, new)
 
