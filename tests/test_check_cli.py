@@ -73,3 +73,24 @@ def test_directory_and_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["check", "linearizable", write(tmp_path, GOOD), "--model", "nope"])
     assert e.value.code == 2
+
+
+def test_check_transactions_verdicts_and_exit_codes(tmp_path, capsys):
+    """`splitbrain check transactions`: 0 valid, 1 anomaly (a stale read after a committed append
+    is G-single with real-time order), 2 bad input."""
+    import json as _json
+
+    from simulator.runner.cli import main as cli
+
+    w = [{"process": 0, "type": "invoke", "f": "txn", "value": [["append", "x", 1]], "time": 0.0},
+         {"process": 0, "type": "ok", "f": "txn", "value": [["append", "x", 1]], "time": 1.0},
+         {"process": 1, "type": "invoke", "f": "txn", "value": [["r", "x", None]], "time": 2.0}]
+    for name, seen, code in (("good", [1], 0), ("stale", [], 1)):
+        events = w + [{"process": 1, "type": "ok", "f": "txn", "value": [["r", "x", seen]], "time": 3.0}]
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text("\n".join(_json.dumps(e) for e in events) + "\n")
+        assert cli(["check", "transactions", str(f)]) == code
+    assert "G-single" in capsys.readouterr().out
+    assert cli(["check", "transactions", str(tmp_path)]) == 2
+    assert cli(["check", "transactions", str(tmp_path / "stale.jsonl"), "--workload", "list-append", "--json"]) == 1
+    assert _json.loads(capsys.readouterr().out.strip().splitlines()[-1])["valid"] is False

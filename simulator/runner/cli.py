@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="give up after S seconds and answer unknown (exit 3); default 300")
     chk.add_argument("--shrink-time", type=float, default=None, metavar="S",
                      help="linearizable: seconds for shrinking a counterexample (default 3x the verdict time, >= 2 s)")
+    chk.add_argument("--workload", default="list-append", choices=("list-append", "rw-register"),
+                     help="transactions: the micro-operations (Elle's list-append or rw-register); default list-append")
+    chk.add_argument("--txn-model", default=None, metavar="MODEL",
+                     help="transactions: the consistency model to judge against (default strict-serializable)")
     chk.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     val = sub.add_parser("validate", help="reproduce published results and print the comparison",
                          epilog=EXIT_CODES)
@@ -302,7 +306,7 @@ def _print_summary(res) -> None:
         print(f"figure: {p}")
 
 
-CHECKS = ("linearizable",)  # `splitbrain check WHAT`: one entry (and one branch in _check) per checker
+CHECKS = ("linearizable", "transactions")  # `splitbrain check WHAT`: one entry (and one branch in _check) each
 
 
 def _check(args) -> int:
@@ -311,6 +315,12 @@ def _check(args) -> int:
 
     from simulator.history.linearizable import check_linearizable_file
 
+    if args.what == "transactions":
+        from simulator.history.elle import main_check_transactions
+
+        if os.path.isdir(args.file):
+            raise ExperimentError(f"{args.file} is a directory, not a history file")
+        return main_check_transactions(args.file, args.workload, args.json, model=args.txn_model)
     for flag, v in (("--time-limit", args.time_limit), ("--shrink-time", args.shrink_time)):
         if v is not None and not (v > 0 and v < float("inf")):
             raise ExperimentError(f"{flag} must be a positive number of seconds, got {v}")
