@@ -7,8 +7,9 @@ from .consumer import ConsumerConfig, HandlerConfig, Inbox, QueueConsumer
 from .group import GroupConfig, GroupCoordinator, LogConsumer, OffsetSink, assign, lag_sampler
 from .log import LogCluster, LogConfig, TopicConfig
 from .producer import LogProducer, QueueProducer
+from .pubsub import PUBLISH, Requester, Responder, Topic
 from .queue import QueueBroker, QueueConfig
 
 __all__ = ["ConsumerConfig", "GroupConfig", "GroupCoordinator", "HandlerConfig", "Inbox", "LogCluster", "LogConfig",
-           "LogConsumer", "LogProducer", "OffsetSink", "QueueBroker", "QueueConfig", "QueueConsumer", "QueueProducer",
-           "TopicConfig", "assign", "lag_sampler"]
+           "LogConsumer", "LogProducer", "OffsetSink", "PUBLISH", "QueueBroker", "QueueConfig", "QueueConsumer",
+           "QueueProducer", "Requester", "Responder", "Topic", "TopicConfig", "assign", "lag_sampler"]

@@ -24,7 +24,8 @@ class QueueProducer:
 
     def __init__(self, sim: Simulation, name: str, broker: str, queue: str, *, rate: float, log: DeliveryLog,
                  groups: int = 1, timeout_s: float = 1.0, retry: RetryPolicy | None = None,
-                 limit: int | None = None, start_at: float = 0.0, stop_at: float = math.inf) -> None:
+                 limit: int | None = None, start_at: float = 0.0, stop_at: float = math.inf,
+                 op: str = SEND) -> None:
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a number of messages per second > 0, got {rate!r}")
         if not (isinstance(groups, int) and groups >= 1):
@@ -34,6 +35,7 @@ class QueueProducer:
         if limit is not None and not (isinstance(limit, int) and limit >= 0):
             raise ValueError(f"limit must be an integer >= 0 or None, got {limit!r}")
         self.sim, self.name, self.broker, self.queue, self.log = sim, name, broker, queue, log
+        self.op = op  # SEND to a queue, or pubsub.PUBLISH to a topic (same payload)
         self.node = sim.nodes.get(name) or sim.node(name)
         self.groups, self.timeout_s = groups, float(timeout_s)
         self.retry = retry or RetryPolicy(max_attempts=3, base_s=0.05)
@@ -72,7 +74,7 @@ class QueueProducer:
                 self.failed += 1
                 self.log.fail(msg_id, group, self.sim.now)
 
-        self.node.call(self.broker, SEND, (self.queue, msg_id, group, None, None), self.timeout_s, done)
+        self.node.call(self.broker, self.op, (self.queue, msg_id, group, None, None), self.timeout_s, done)
 
 
 class LogProducer:

@@ -175,6 +175,22 @@ class QueueBroker:
                                                 self.node.reply(msg, True)))
         return NO_REPLY
 
+    def store_copies(self, msg: Message, queues, msg_id, group, body):
+        """Store one copy of a message in each of ``queues`` in a single step (a topic's fan-out,
+        see :mod:`models.messaging.pubsub`) and answer ``msg`` once all are stored."""
+        qs = [self._queue(qn) for qn in queues]
+        now = self.sim.now
+
+        def store() -> None:
+            for q in qs:
+                self._stored(q, msg_id, group, body, None, now)
+
+        if self._store is None:
+            store()
+            return True
+        self.node.after(self._store(), lambda: (store(), self.node.reply(msg, True)))
+        return NO_REPLY
+
     def _stored(self, q: _Queue, msg_id, group, body, dedup_id, sent_at: float) -> None:
         self._seq += 1
         m = _Msg(msg_id, group, body, sent_at, self._seq)
