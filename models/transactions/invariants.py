@@ -64,7 +64,7 @@ def status_changes(world: TxWorld) -> list[tuple[float, int, str]]:
     """``(time, order_id, status)`` for every status the order service wrote."""
     out = []
     for oid, r in world.service.records.items():
-        if world.protocol == "saga":
+        if world.protocol in ("saga", "choreography"):
             out.append((r.started, oid, "PENDING"))
             if not np.isnan(r.finished):
                 out.append((r.finished, oid, r.status))
