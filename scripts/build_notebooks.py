@@ -360,6 +360,71 @@ pauses (the paused member's partitions simply wait for it), or shorter pauses.""
 ]
 
 
+NB05 = [
+    ("md", """# 05 · Transactions across services
+
+Each service owns its data, so "place an order" touches several databases that cannot share one
+ACID transaction. This notebook measures the patterns used instead — two-phase commit, sagas
+(orchestrated and choreographed), idempotency keys, the transactional outbox, event sourcing and
+CQRS — on the same simulated shop (order, inventory, payment, shipping), under the same crashes
+and outages, with the business invariants checked on every run: money conserved, stock never
+negative, every order consistent at the end, nobody charged twice. Each section runs one
+experiment (the function `splitbrain run NAME` calls); arms share their random streams."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.runner import quick_mode
+QUICK = quick_mode()"""),
+    *_lesson("saga_vs_2pc", """## 1. Two-phase commit or a saga?
+
+The same orders through 2PC (a coordinator with a durable log, presumed abort) and an orchestrated
+saga, with the coordinator crashing, a participant out, a partition and a slow participant.""",
+             """2PC is consistent at every instant but blocks: a participant that voted yes cannot decide
+alone, so it stays in doubt with its locks held through the coordinator's crash, and availability
+is the product of every participant's. The saga stays available and pays with seconds during which
+an order is half done (charged but not yet shipped, or compensated later) — and no invariant is
+broken once it drains."""),
+    *_lesson("saga_orchestration_vs_choreography", """## 2. Orchestrate or choreograph the saga?
+
+An orchestrator calling each step, or services reacting to each other's events on a broker
+(compensation by events: PaymentFailed → InventoryReleased → OrderCancelled). Payment is down for a
+while mid-saga.""", """Both ride out the outage with no invariant broken. Choreography needs no
+coordinator, but every step is an event through the broker: several times the network messages and
+a longer chain of hops per order. And nobody holds an order's progress — to tell where one order
+is you must look at the order service, each participant's store and the broker's queues, where the
+orchestrator's saga log is one place."""),
+    *_lesson("idempotency_keys", """## 3. Idempotency keys
+
+A client retries `create_order` when the reply is lost (probability q per attempt).""",
+             """Without keys a request is executed 1 + q + q² + … (up to the retry limit) times: double
+charges. With a key the service stores the first response and returns it to every retry: exactly
+once. But a key whose TTL is shorter than the client's retry horizon is forgotten while the client
+still retries — double charges come back."""),
+    *_lesson("outbox_vs_dual_write", """## 4. The transactional outbox
+
+The order service must publish an event for every order it commits, and crashes now and then.""",
+             """Two writes to two systems are not atomic: commit-then-publish loses events, publish-then-commit
+invents them. The outbox commits the event with the order in one local transaction and a relay
+publishes it at least once — so the consumer must deduplicate."""),
+    *_lesson("event_sourcing_replay", """## 5. Event sourcing: replay after a crash
+
+An event-sourced service keeps the events, not the state; after a crash it rebuilds its state by
+replaying them, from each aggregate's last snapshot.""", """Recovery time is linear in the events
+since the last snapshot: without snapshots the downtime grows with the whole history; with a
+snapshot every k events it stays flat, at about (k − 1)/2 events per aggregate."""),
+    *_lesson("cqrs_read_lag", """## 6. CQRS: how stale is the read model?
+
+Commands append events; a projector applies them to a denormalized read model at capacity μ.
+Customers read their own orders right after placing them.""", """The read model is a queue behind
+the write model: its lag follows M/M/1's 1/(μ − λ) and explodes near capacity. A customer reading
+right after ordering almost never sees the order (a read-your-writes violation, counted by the
+session checker); waiting t helps only as exp(−(μ − λ)t). Show the customer what they just wrote
+from the write side, or wait for the projection's version — and after the load stops the read
+model converges."""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -371,7 +436,8 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
 
 
 NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
-             "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04}
+             "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,
+             "05_transactions.ipynb": NB05}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
