@@ -23,12 +23,15 @@ sides); median latency before the partition; anomalies — stale reads, replies 
 causal violations (:mod:`simulator.history.causal`), session-guarantee violations, lost acknowledged
 writes. The fail-over client enters the partition knowing writes its new replica may not have.
 
-Lesson: only the rungs below causal+ stay *totally* available; causal+ and the session guarantees are
-*sticky available* — a client that stays with its replica is always served, a client that moves waits
-(or is refused) until the replica catches up with what it has seen; linearizable refuses the minority
-side. In exchange, eventual shows replies before their post and loses writes; sessions protect only
-your own view (others may still see a reply before its post); causal+ never shows an effect before its
-cause; Raft shows nothing but pays a leader round trip.
+Lesson: eventual and the session guarantees stay available to everyone; causal+ is *sticky
+available* — a client that stays with its replica is always served, a client that fails over waits
+(here until it times out) for its new replica to catch up with everything it has seen, which a
+partition forbids; linearizable refuses the minority side. Session guarantees are sticky in theory
+too (HAT), but their per-key floors only bite on keys the client itself touched just before failing
+over, which in this workload did not happen. In exchange, eventual shows replies before their posts;
+sessions protect only the client's own view (others still see a reply before its post); causal+ never
+shows an effect before its cause, but its last-writer-wins still drops one of two concurrent replies
+(lost writes); Raft shows nothing and pays a leader round trip (about 2x the latency).
 """
 
 from __future__ import annotations

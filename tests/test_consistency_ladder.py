@@ -214,3 +214,53 @@ def test_ladder_lesson_on_quick(ladder) -> None:
     assert eventual.causal_violations > 0
     # the price of the top rung: a leader round trip (and its read-index heartbeat round) on every op
     assert raft.latency_p50_ms > 1.5 * causal.latency_p50_ms
+
+
+# -- token_expiry_skew ------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [0.5, 0.999, 1.001, 3.0])
+def test_token_rejected_at_the_boundaries_iff_offset_exceeds_leeway(d) -> None:
+    """Issuer on true time, a service ``d`` ahead (exp boundary) and one ``d`` behind (nbf boundary),
+    leeway L = 1 s: a token used just before exp (ahead) or just after iat (behind) is rejected iff d > L."""
+    from experiments.token_expiry_skew import accepts
+
+    sim = Simulation(seed=0)
+    issuer = sim.node("issuer")
+    ahead, behind = sim.node("ahead", clock=dict(offset_s=d)), sim.node("behind", clock=dict(offset_s=-d))
+    T, L, eps = 30.0, 1.0, 1e-6
+    seen = {}
+    sim.at(5.0, lambda: seen.update(iat=issuer.clock.now()))
+    sim.at(5.0 + eps, lambda: seen.update(nbf_side=behind.clock.now()))
+    sim.at(5.0 + T - eps, lambda: seen.update(exp_side=ahead.clock.now()))
+    sim.run(until=40)
+    assert accepts(seen["exp_side"], seen["iat"], T, L) == (d <= L)
+    assert accepts(seen["nbf_side"], seen["iat"], T, L) == (d <= L)
+
+
+def test_token_closed_form_matches_its_integral() -> None:
+    """(2s - L)^3 / (12 s^2 T) is E[max(0, |d| - L)] / T for d triangular on [-2s, 2s] (grid integral, 1e-4)."""
+    import numpy as np
+
+    from experiments.token_expiry_skew import expected_reject_rate
+
+    for s, L, T in [(2.0, 0.0, 30.0), (5.0, 1.0, 60.0), (5.0, 9.0, 30.0), (1.0, 3.0, 10.0)]:
+        d = np.linspace(-2 * s, 2 * s, 200_001)
+        w = 2 * s - np.abs(d)
+        numeric = float((np.maximum(0, np.abs(d) - L) * w).sum() / w.sum() / T)
+        assert expected_reject_rate(s, L, T) == pytest.approx(numeric, abs=1e-4)
+
+
+def test_token_lesson_on_quick() -> None:
+    from experiments import token_expiry_skew as m
+
+    s = m.run(m.QUICK, 1)["summary"].set_index(["lifetime_s", "skew_s", "leeway_s"])
+    rej, acc = s.wrongly_rejected, s.wrongly_accepted
+    assert rej[(30.0, 0.0, 0.0)] == 0 and acc[(30.0, 0.0, 0.0)] == 0  # perfect clocks, no leeway: exact
+    assert rej[(30.0, 5.0, 0.0)] > rej[(30.0, 2.0, 0.0)] > 0  # more skew, more wrong rejections
+    assert rej[(30.0, 5.0, 0.0)] > 3 * rej[(300.0, 5.0, 0.0)]  # ~1/T: 10x the lifetime, ~1/10 the rate
+    # leeway >= 2 x clock bound: none (drift adds < 4 ms between syncs, so allow a stray one)
+    assert rej[(30.0, 5.0, 10.0)] <= 0.003 and rej[(30.0, 2.0, 5.0)] <= 0.003
+    assert acc[(30.0, 5.0, 10.0)] > acc[(30.0, 5.0, 5.0)] > acc[(30.0, 5.0, 0.0)]  # the price of leeway
+    # against the closed form: the issuer's clock error is drawn once per sync (about 20 draws), so the
+    # measured rate scatters around it; a factor of 2 either way would mean a wrong model, not noise
+    exp = m.expected_reject_rate(5.0, 0.0, 30.0)
+    assert 0.5 * exp <= rej[(30.0, 5.0, 0.0)] <= 1.5 * exp

@@ -11,8 +11,9 @@ before it — e.g. a reply, then its post missing. Concurrent writes may be retu
 
 Only ``ok`` reads are judged; a write that failed (``fail``) never happened, ``info`` or
 unfinished writes may have: such a write enters its own session's past only once some read
-returns it (it may never take effect, so it cannot oblige the session to see it). Each violation comes with its *witness chain*: the operations from
-``u`` to the read along session-order and reads-from edges.
+returns it (it may never take effect, so it cannot oblige the session to see it). Each violation
+comes with its *witness chain*: the operations from ``u`` to the read along session-order and
+reads-from edges.
 """
 
 from __future__ import annotations
