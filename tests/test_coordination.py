@@ -96,3 +96,19 @@ def test_a_slow_client_clock_is_safe_only_with_a_margin_for_its_drift():
     kw = dict(fencing=True, pause_s=0.0, drift_ppm=-20_000, ttl_s=2.0, work_s=0.005, until=12.0)
     assert lease_run(margin_s=0.0, **kw)["outside_lease"] >= 1
     assert lease_run(margin_s=0.02 * 2.0 + 0.005 + 0.002 + 0.01, **kw)["outside_lease"] == 0
+
+
+def test_fencing_tokens_lesson_on_quick():
+    from experiments import fencing_tokens as ft
+
+    s = ft.run(ft.QUICK, seed=1)["summary"]
+    pz = s[s.panel == "pauses"]
+    long_pause = pz[pz.pause_s > ft.QUICK.ttl_s]
+    assert long_pause[~long_pause.fencing].stale_writes.sum() >= 1  # a lease alone: corrupted
+    assert pz[pz.fencing].stale_writes.sum() == 0 and long_pause[long_pause.fencing].refused.sum() >= 1
+    assert pz[pz.pause_s == 0].stale_writes.sum() == 0  # no pause, no harm
+    dz = s[s.panel == "drift"]
+    act = dz.margin_s.min()
+    slow = dz[dz.drift_ppm <= -20_000]
+    assert slow[slow.margin_s == act].outside_lease.sum() >= 1  # the drift is not covered
+    assert dz[dz.margin_s > act].outside_lease.sum() == 0 and dz[dz.drift_ppm == 0].outside_lease.sum() == 0
