@@ -92,6 +92,8 @@ class Node:
         self._recover_hooks: list[Callable[[], None]] = []
         self.on_late_reply: Callable[[Message], None] | None = None
         self.crashes = 0
+        # Span recorder (simulator.observe.spans) or None: tracing off costs one test per hop.
+        self._spans = getattr(sim, "spans", None)
 
     def __repr__(self) -> str:
         return f"Node({self.name!r}, {'up' if self.up else 'down'})"
@@ -160,6 +162,8 @@ class Node:
             callback("crashed", None)
             return ev
         rid = next(self.net.rids)
+        if self._spans is not None:
+            callback = self._spans.rpc(self.env.now, self.name, dst, op, rid, callback, self.env)
         self._pending[rid] = callback
         if timeout_s != math.inf:
             t = Event(self.env)
@@ -183,7 +187,25 @@ class Node:
     def reply(self, msg: Message, value: Any = None, outcome: str = "ok") -> None:
         """Answer request ``msg`` (for handlers that reply later, e.g. after replication)."""
         if self.up:
+            sp = self._spans
+            if sp is not None:
+                s = sp.by_rid.get(msg.rid, -1)
+                if s >= 0:
+                    sp.replied[s] = self.env.now
+                # Work after a reply (e.g. the next queued request) is not this request's:
+                # it runs untraced unless its owner re-enters its context (``resume``).
+                sp.current = -1
             self.net.send(self.name, msg.src, outcome, value, msg.rid, REPLY)
+
+    def resume(self, msg: Message) -> None:
+        """Work from here on belongs to request ``msg`` (call when a queued request is picked up
+        by a hand-written worker pool; marks the end of its queueing). No-op when tracing is off."""
+        sp = self._spans
+        if sp is not None:
+            s = sp.by_rid.get(msg.rid, -1) if msg.kind == REQUEST else -1
+            sp.current = s
+            if s >= 0 and sp.served[s] != sp.served[s]:
+                sp.served[s] = self.env.now
 
     # -- receiving -----------------------------------------------------------------------------
     def _receive(self, msg: Message) -> None:
@@ -205,6 +227,17 @@ class Node:
             else:
                 cb(msg.op, msg.payload)
             return
+        sp = self._spans
+        if sp is not None and kind == REQUEST:
+            prev, sp.current = sp.current, sp.received(msg.rid, self.env.now)
+            try:
+                self._dispatch(msg, kind)
+            finally:
+                sp.current = prev
+            return
+        self._dispatch(msg, kind)
+
+    def _dispatch(self, msg: Message, kind: int) -> None:
         pool = self._pools.get(msg.op)
         if pool is not None:
             pool.arrive(msg)
@@ -259,6 +292,12 @@ class Node:
         """Call ``fn()`` after ``delay`` seconds unless the node crashed meanwhile; a timer
         that falls due while the node is paused fires when the pause ends."""
         epoch = self.epoch
+        sp = self._spans
+        if sp is not None:
+            s = sp.current
+            if s >= 0 and sp.served[s] != sp.served[s] and sp.arrive[s] == sp.arrive[s]:
+                sp.served[s] = self.env.now  # the request's first local work: its queueing ended
+            fn = sp.bind(fn)
         ev = Event(self.env)
         ev._ok = True
         ev._value = None
@@ -406,6 +445,11 @@ class _WorkerPool:
 
     def _start(self, msg: Message) -> None:
         node = self.node
+        sp = node._spans
+        if sp is not None:  # queueing ends now (the context is left alone: no leak past this event)
+            s = sp.by_rid.get(msg.rid, -1) if msg.kind == REQUEST else -1
+            if s >= 0 and sp.served[s] != sp.served[s]:
+                sp.served[s] = node.env.now
         ev = Event(node.env)
         ev._ok = True
         ev._value = (node.epoch, msg)
@@ -421,11 +465,17 @@ class _WorkerPool:
             node._held.append(lambda: self._complete(ev))
             return
         self.served += 1
+        sp = node._spans
+        if sp is not None:
+            prev = sp.current
+            node.resume(msg)
         if self.handler is None:
             if msg.kind == REQUEST:
                 node.reply(msg, None)
         else:
             node._run_handler(self.handler, msg)
+        if sp is not None:
+            sp.current = prev
         if self.queue:
             self._start(self.queue.popleft()[0])
         else:

@@ -158,7 +158,24 @@ class Pipeline:
         if deadline is not None and (payload is None or isinstance(payload, dict)):
             payload = {**(payload or {}), "deadline": deadline}  # propagated to the callee
         budget = self._get(self.budgets, self.budget_cfg, dst, lambda: RetryBudget(self.budget_cfg))
-        self._attempt(node, dst, op, payload, callback, rid, deadline, budget, 1, 0.0)
+        sp = node._spans
+        if sp is None:
+            self._attempt(node, dst, op, payload, callback, rid, deadline, budget, 1, 0.0)
+            return
+        # Traced: this call is a logical span; its attempts are its children, its decisions its events.
+        s = sp.open(now, "internal", node.name, dst, op, request=-1 if rid is None else rid)
+        if rid is not None and sp.parent[s] < 0:
+            self._log.trace_id[rid] = sp.trace[s]
+
+        def closing(outcome: str, value: Any, _cb=callback) -> None:
+            sp.close(s, self.sim.now, outcome)
+            _cb(outcome, value)
+
+        prev, sp.current = sp.current, s
+        try:
+            self._attempt(node, dst, op, payload, closing, rid, deadline, budget, 1, 0.0)
+        finally:
+            sp.current = prev
 
     def _mark(self, rid, col, value=1) -> None:
         if rid is not None:
@@ -166,6 +183,7 @@ class Pipeline:
 
     def _attempt(self, node, dst, op, payload, callback, rid, deadline, budget, attempt, prev_sleep) -> None:
         sim = self.sim
+        sp = node._spans
 
         def done(outcome: str, value: Any) -> None:
             if budget is not None:
@@ -176,21 +194,31 @@ class Pipeline:
                 late = deadline is not None and sim.now + sleep >= deadline
                 if not late and (budget is None or budget.allow_retry()):
                     self._mark(rid, "retries", attempt)
+                    if sp is not None:
+                        sp.event(sp.current, sim.now, "retry scheduled",
+                                 f"attempt {attempt + 1} after {outcome}, backoff {sleep * 1e3:.1f} ms")
                     node.after(sleep, lambda: self._attempt(node, dst, op, payload, callback, rid, deadline,
                                                             budget, attempt + 1, sleep))
                     return
                 if not late:
                     self._mark(rid, "budget_denied")
-            self._finish(outcome, value, callback, rid)
+                if sp is not None:
+                    sp.event(sp.current, sim.now, "deadline exceeded" if late else "retry budget denied",
+                             f"no attempt {attempt + 1} after {outcome}")
+            self._finish(outcome, value, callback, rid, sp)
 
         br = self.breaker(dst)
         if br is not None and not br.try_acquire(sim.now):
             self._mark(rid, "short_circuited")
+            if sp is not None:
+                sp.event(sp.current, sim.now, "short circuited", f"breaker {br.name} {br.state}")
             done("short_circuited", None)
             return
         limiter = self._get(self.limiters, self.rate_cfg, dst, lambda: TokenBucket(self.rate_cfg, sim.now))
         if limiter is not None and not limiter.take(sim.now):
             self._mark(rid, "rate_limited")
+            if sp is not None:
+                sp.event(sp.current, sim.now, "rate limited", f"attempt {attempt} to {dst}")
             self._release_breaker(br)
             done("rejected", "rate limited")
             return
@@ -201,22 +229,31 @@ class Pipeline:
             if bh is not None:
                 bh.release()
             if br is not None:
+                before = br.state
                 br.on_result(sim.now, outcome, sim.now - started)
+                if sp is not None and br.state != before:
+                    sp.event(sp.current, sim.now, "breaker transition", f"{br.name}: {before} -> {br.state}")
             done(outcome, value)
 
         def granted() -> None:
+            if sp is not None:
+                sp.next_attempt = attempt
             self._send(node, dst, op, payload, finished, rid, deadline)
 
         def refused() -> None:
             self._mark(rid, "bulkhead_rejected")
+            if sp is not None:
+                sp.event(sp.current, sim.now, "bulkhead rejected", f"attempt {attempt} to {dst}")
             if br is not None:
                 br.on_result(sim.now, "rejected", 0.0)
             done("rejected", "bulkhead full")
 
         if bh is None:
             granted()
-        else:
+        elif sp is None:
             bh.acquire(granted, refused)
+        else:  # a permit may come later, from another request's release: keep this request's context
+            bh.acquire(sp.bind(granted), sp.bind(refused))
 
     @staticmethod
     def _release_breaker(br: CircuitBreaker | None) -> None:
@@ -224,10 +261,12 @@ class Pipeline:
         if br is not None and br.state == "half_open":
             br._half_permits += 1
 
-    def _finish(self, outcome: str, value: Any, callback: Callback, rid) -> None:
+    def _finish(self, outcome: str, value: Any, callback: Callback, rid, sp=None) -> None:
         fb = self.fallback
         if outcome != "ok" and fb is not None and outcome in fb.on:
             self._mark(rid, "fallback")
+            if sp is not None:
+                sp.event(sp.current, self.sim.now, "fallback", f"answered instead of {outcome}")
             callback("fallback", fb.value)
         else:
             callback(outcome, value)
@@ -252,7 +291,10 @@ class Pipeline:
             node.call(dst, "__connect__", None, min(cs, self._timeout_for(deadline)), connected)
             return
         t = self._timeout_for(deadline)
+        sp = node._spans
         if t <= 0:
+            if sp is not None:
+                sp.event(sp.current, self.sim.now, "deadline exceeded", "no time left for the attempt")
             callback("timeout", None)
             return
         cb = self._closing(node, dst, callback)
@@ -260,6 +302,7 @@ class Pipeline:
         if h is None:
             node.call(dst, op, payload, t, cb)
             return
+        attempt = sp.next_attempt if sp is not None else 1
         # Hedging: copies at 0, d, 2d, ... (up to max_copies) while no reply; all copies share the
         # attempt's timeout. The first ok wins; the rest are cancelled (their replies ignored).
         # If every copy sent so far has failed, the attempt fails (retries handle failures).
@@ -281,6 +324,8 @@ class Pipeline:
             st["outstanding"] += 1
             if st["copies"] > 1:
                 self._mark(rid, "hedged", st["copies"] - 1)
+            if sp is not None:
+                sp.next_attempt, sp.next_hedge = attempt, st["copies"] > 1
             node.call(dst, op, payload, end - self.sim.now, copy_done)
             if st["copies"] < h.max_copies:
                 node.after(h.delay_s, send_copy)

@@ -106,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--only", action="append", default=[], metavar="NAME",
                      help="only these reproductions (repeatable)")
     val.add_argument("--write", metavar="FILE.md", help="also write the table as Markdown (e.g. docs/validation.md)")
+    exp = sub.add_parser("explain", help="the story of one request from a run's spans, in words and a waterfall",
+                         epilog=EXIT_CODES)
+    exp.add_argument("run", help="a run folder whose data/ holds spans.parquet (e.g. from retry_amplification)")
+    which = exp.add_mutually_exclusive_group()
+    which.add_argument("--request", type=int, metavar="ID", help="a request id (row of data/requests.parquet)")
+    which.add_argument("--trace", type=int, metavar="ID", help="a trace id")
+    which.add_argument("--worst", type=int, metavar="N", help="the N slowest requests (default: the slowest)")
+    exp.add_argument("--arm", default=None, help="the arm whose spans to read (default: the first)")
+    exp.add_argument("--out", default=None, metavar="DIR", help="where to write waterfall PNGs (default: RUN/figures)")
     return ap
 
 
@@ -150,7 +159,36 @@ def _dispatch(args, argv) -> int:
         from .validate import main as validate_main
 
         return validate_main(quick=args.quick, only=args.only, write=args.write)
+    if args.cmd == "explain":
+        return _explain(args)
     return _run(args, argv)
+
+
+def _explain(args) -> int:
+    from simulator.observe.explain import load_run, pick_traces, story, waterfall
+
+    if args.worst is not None and not 1 <= args.worst <= 100:
+        raise ExperimentError(f"--worst must be between 1 and 100, got {args.worst}")
+    try:
+        spans, reqs, faults = load_run(args.run, args.arm)
+        traces = pick_traces(spans, reqs, request=args.request, trace=args.trace, worst=args.worst)
+    except (FileNotFoundError, ValueError) as e:
+        raise ExperimentError(str(e)) from None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out) if args.out else Path(args.run) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    for t in traces:
+        print(story(spans, t, faults))
+        fig = waterfall(spans, t, faults)
+        path = out / f"explain_trace_{t}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        print(f"waterfall: {path}\n")
+    return 0
 
 
 def _run(args, argv) -> int:
