@@ -14,7 +14,9 @@ process (``--rounds`` each) and the median throughput of each is compared; the l
 ``--memory`` (default on) also runs splitbrain for ``--memory-requests`` (1,000,000) in a
 child process with metrics on and reports its peak RSS, including building the DataFrame.
 
-    python benchmarks/kernel_vs_simpy.py [--requests 200000] [--rounds 3] [--no-memory]
+``--trace`` also runs splitbrain with spans on (``enable_spans``) and prints the cost per request.
+
+    python benchmarks/kernel_vs_simpy.py [--requests 200000] [--rounds 3] [--no-memory] [--trace]
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ SERVERS, WORKERS, SERVICE_MEAN = 3, 4, 0.004
 TIMEOUT, ATTEMPTS, BASE, CAP = 0.05, 4, 0.01, 0.2
 
 
-def build_splitbrain(n: int, seed: int):
-    """The scenario in splitbrain, run to completion; returns the Simulation."""
+def build_splitbrain(n: int, seed: int, trace: bool = False):
+    """The scenario in splitbrain, run to completion; returns the Simulation. ``trace``: spans on."""
     from models.resilience import RetryPolicy
     from models.services import PoissonClient
     from simulator import Exponential, LogNormal, Simulation
 
     sim = Simulation(seed=seed)
+    if trace:
+        from simulator.observe.spans import enable_spans
+
+        enable_spans(sim)
     sim.network(latency=LogNormal(median=LAT_MEDIAN, sigma=LAT_SIGMA), loss=LOSS)
     names = [f"s{i}" for i in range(SERVERS)]
     for s in names:
@@ -55,6 +61,11 @@ def build_splitbrain(n: int, seed: int):
 
 def run_splitbrain(n: int, seed: int) -> tuple[int, dict]:
     sim = build_splitbrain(n, seed)
+    return len(sim.metrics), sim.metrics.counts()
+
+
+def run_splitbrain_traced(n: int, seed: int) -> tuple[int, dict]:
+    sim = build_splitbrain(n, seed, trace=True)
     return len(sim.metrics), sim.metrics.counts()
 
 
@@ -119,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory-requests", type=int, default=1_000_000)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--trace", action="store_true",
+                    help="also run splitbrain with spans on and print its time per request vs tracing off")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.memory_child:
@@ -126,15 +139,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.requests < 1 or a.rounds < 1:
         ap.error("--requests and --rounds must be >= 1")
-    tput: dict[str, list[float]] = {"splitbrain": [], "raw-simpy": []}
+    tput: dict[str, list[float]] = {"splitbrain": [], "raw-simpy": [], "splitbrain+spans": []}
+    arms = [("splitbrain", run_splitbrain), ("raw-simpy", run_raw_simpy)]
+    if a.trace:
+        arms.append(("splitbrain+spans", run_splitbrain_traced))
     for r in range(a.rounds):
-        for name, fn in (("splitbrain", run_splitbrain), ("raw-simpy", run_raw_simpy)):
+        for name, fn in arms:
             t0 = time.perf_counter()
             count, outcomes = fn(a.requests, seed=r + 1)
             dt = time.perf_counter() - t0
             tput[name].append(count / dt)
             ok = outcomes.get("ok", 0) / max(count, 1)
-            print(f"round {r + 1} {name:10s}: {count} requests in {dt:6.2f} s = {count / dt:9.0f} req/s"
+            print(f"round {r + 1} {name:16s}: {count} requests in {dt:6.2f} s = {count / dt:9.0f} req/s"
                   f"  (ok {ok:.4f})", flush=True)
     if not a.no_memory:
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(a.memory_requests)],
@@ -143,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{float(out[0]):.0f} MB (max RSS)")
     sb, raw = statistics.median(tput["splitbrain"]), statistics.median(tput["raw-simpy"])
     print(f"median throughput: splitbrain {sb:,.0f} req/s, raw-simpy {raw:,.0f} req/s")
+    if a.trace:
+        tr = statistics.median(tput["splitbrain+spans"])
+        print(f"tracing on: {tr:,.0f} req/s; time per request traced/untraced: {sb / tr:.2f}x")
     print(f"throughput ratio splitbrain/raw-simpy: {sb / raw:.2f}")
 
 
