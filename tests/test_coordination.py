@@ -112,3 +112,23 @@ def test_fencing_tokens_lesson_on_quick():
     slow = dz[dz.drift_ppm <= -20_000]
     assert slow[slow.margin_s == act].outside_lease.sum() >= 1  # the drift is not covered
     assert dz[dz.margin_s > act].outside_lease.sum() == 0 and dz[dz.drift_ppm == 0].outside_lease.sum() == 0
+
+
+def test_failure_detector_tradeoff_on_quick():
+    """Higher thresholds detect later and suspect live nodes less; a fixed timeout T detects a
+    crash T - I/2 (+ latency) after it on average (the last heartbeat is I/2 old); phi without a
+    pause allowance suspects live nodes more often than with one."""
+    from experiments import failure_detectors as fdx
+
+    p = fdx.QUICK
+    s = fdx.run(p, seed=1)["summary"]
+    for det in ("timeout", "phi", "phi+pause"):
+        d = s[s.detector == det].sort_values("threshold")
+        assert d.detection_mean_s.is_monotonic_increasing, d
+        assert d.false_positives_per_min.iloc[0] > d.false_positives_per_min.iloc[-1]
+    t = s[s.detector == "timeout"].set_index("threshold")
+    for T in p.timeouts_s:
+        assert T - p.interval_s <= t.loc[T, "detection_mean_s"] <= T + 0.05
+    ph = s[s.detector == "phi"].set_index("threshold").false_positives_per_min
+    pp = s[s.detector == "phi+pause"].set_index("threshold").false_positives_per_min
+    assert (pp < ph).all()

@@ -11,6 +11,8 @@ network's latency, loss and partitions, and the sender's pauses, all apply). The
   "The phi Accrual Failure Detector", SRDS 2004; the standard deviation is floored at
   ``min_std_s`` as in Akka's implementation, so perfectly regular heartbeats do not make phi
   infinitely sharp). phi = 1 means a 10% chance that the node is merely late, phi = 3 a 0.1%.
+  ``acceptable_pause_s`` is added to the mean, as Akka's ``acceptable-heartbeat-pause``: the
+  normal model of heartbeat gaps knows nothing of GC pauses, so without it they look impossible.
 
 Suspicion is checked every ``check_s`` (and on every arrival, which clears it). The records
 (``suspicions``: ``(start, end)`` intervals) let an experiment count false positives (while the
@@ -38,6 +40,7 @@ class DetectorConfig:
     window: int = 100  # inter-arrival samples kept (phi)
     min_std_s: float = 0.01  # floor on the standard deviation (phi)
     check_s: float = 0.005  # how often the monitor re-evaluates suspicion
+    acceptable_pause_s: float = 0.0  # phi: added to the mean gap (Akka's acceptable-heartbeat-pause)
 
     def __post_init__(self) -> None:
         if self.kind not in ("phi", "timeout"):
@@ -46,6 +49,8 @@ class DetectorConfig:
             v = getattr(self, n)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{n} must be a finite number > 0, got {v!r}")
+        if not (isinstance(self.acceptable_pause_s, (int, float)) and 0 <= self.acceptable_pause_s < math.inf):
+            raise ValueError(f"acceptable_pause_s must be a finite number >= 0, got {self.acceptable_pause_s!r}")
         if not (isinstance(self.window, int) and self.window >= 2):
             raise ValueError(f"window must be an integer >= 2, got {self.window!r}")
 
@@ -99,11 +104,11 @@ class FailureDetector:
         if c.kind == "timeout":
             return elapsed
         if len(self.gaps) < 2:  # no history yet: assume the nominal interval
-            return phi(elapsed, c.interval_s, c.min_std_s)
+            return phi(elapsed, c.interval_s + c.acceptable_pause_s, c.min_std_s)
         n = len(self.gaps)
         mean = sum(self.gaps) / n
         std = math.sqrt(max(sum((g - mean) ** 2 for g in self.gaps) / (n - 1), 0.0))
-        return phi(elapsed, mean, max(std, c.min_std_s))
+        return phi(elapsed, mean + c.acceptable_pause_s, max(std, c.min_std_s))
 
     def _check(self) -> None:
         if self.monitor.up and self.suspected_since is None and self.level() > self.config.threshold:
