@@ -152,6 +152,7 @@ class Service:
         return NO_REPLY
 
     def _start(self, node: Node, pool: _Pool, msg: Message) -> None:
+        node.resume(msg)  # picked up from the pool's queue: the work belongs to this request's trace
         deadline = msg.payload.get("deadline") if isinstance(msg.payload, dict) else None
         if deadline is not None and self.sim.now >= deadline:
             self._finish(node, pool, msg, "error", "deadline exceeded")
