@@ -37,6 +37,10 @@ Options (``RaftConfig``, all off by default):
   depose a healthy leader with an inflated term.
 - ``check_quorum`` (thesis §6.2): a leader that has not heard from a majority (itself
   included) within an election timeout (the range's high end) steps down.
+- ``unsafe_commit_previous_terms``: BROKEN ON PURPOSE, for ``splitbrain hunt`` demos. The
+  leader commits entries of earlier terms by counting replicas, without the current-term rule
+  of §5.4.2: the Figure 8 bug. A committed entry can then be overwritten by a later leader
+  (``violations`` records it). Never switch it on except to watch Raft break.
 
 All RPCs are one-way messages, so loss, duplication, reordering and partitions apply. Timers
 use ``node.after`` (they die with a crash) plus a generation counter for resets.
@@ -70,6 +74,8 @@ class RaftConfig:
     # becomes leader only once that write is durable (the overlap thesis §10.2.1 allows the
     # leader's own log write). Off: it writes first, then asks.
     overlap_self_vote: bool = False
+    # BROKEN ON PURPOSE (the Figure 8 bug, §5.4.2): commit earlier terms' entries by counting.
+    unsafe_commit_previous_terms: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.election_timeout
@@ -400,7 +406,7 @@ class RaftNode:
     def _advance_commit(self) -> None:
         log = self.log
         for n in range(len(log) - 1, self.commit_index, -1):
-            if log[n][0] != self.term:
+            if log[n][0] != self.term and not self.cluster.config.unsafe_commit_previous_terms:
                 break  # only entries of the current term are committed by counting (Figure 8)
             if 1 + sum(1 for m in self.match_index.values() if m >= n) >= self.majority:
                 self.commit_index = n
@@ -497,6 +503,7 @@ class RaftCluster:
         self.recognitions: dict[int, dict[str, float]] = {}  # term -> follower -> first AppendEntries heard
         self.committed: dict[int, tuple] = {}  # index -> entry, as known committed by a leader
         self.commit_times: dict[int, float] = {}  # index -> first time a leader knew it committed
+        self.commit_terms: dict[int, int] = {}  # index -> term of the first leader that knew it committed
         self.applied: dict[int, tuple] = {}  # index -> entry applied by the first node to apply it
         self.violations: list[str] = []
         self.replicas = {nd.name: RaftNode(self, nd) for nd in self.nodes}
@@ -573,7 +580,9 @@ class RaftCluster:
         self.elections.append((self.sim.now, r.term, r.name))
         log = r.log
         for i, entry in self.committed.items():
-            if i >= len(log) or log[i] != entry:
+            # Leader Completeness (§5.4) binds leaders of LATER terms only: a candidate paused with
+            # its votes held can take office in an older term after a newer leader committed more.
+            if self.commit_terms[i] < r.term and (i >= len(log) or log[i] != entry):
                 self.violations.append(f"leader {r.name} (term {r.term}) lacks committed entry {i}")
 
     def _committed(self, r: RaftNode, upto: int) -> None:
@@ -581,6 +590,7 @@ class RaftCluster:
             e = r.log[i]
             old = self.committed.setdefault(i, e)
             self.commit_times.setdefault(i, self.sim.now)
+            self.commit_terms.setdefault(i, r.term)
             if old != e:
                 self.violations.append(f"index {i} committed as {old} and as {e}")
 

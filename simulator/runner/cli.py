@@ -6,6 +6,7 @@
     splitbrain sweep NAME --grid k=v1,v2 [--grid k2=a,b] [--seeds N] [--dry-run]
     splitbrain check linearizable FILE [--model M] [--initial V] [--time-limit S] [--json]
     splitbrain validate [--quick]
+    splitbrain hunt SCENARIO --property P [--seeds N] [--start S] [--variant V] [--workers K | --serial]
 
 Exit codes: 0 success; 1 a cell failed, a history is not linearizable or a reproduction
 missed; 2 bad input (refused before any work starts); 3 a check could not decide (unknown).
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--txn-model", default=None, metavar="MODEL",
                      help="transactions: the consistency model to judge against (default strict-serializable)")
     chk.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    from .hunt import add_parser as add_hunt
+
+    add_hunt(sub, EXIT_CODES)
     val = sub.add_parser("validate", help="reproduce published results and print the comparison",
                          epilog=EXIT_CODES)
     val.add_argument("--quick", action="store_true", help="the CI-sized run (under 2 minutes)")
@@ -155,6 +159,8 @@ def _dispatch(args, argv) -> int:
         return 0
     if args.cmd == "check":
         return _check(args)
+    if args.cmd == "hunt":
+        return _hunt(args)
     if args.cmd == "validate":
         from .validate import main as validate_main
 
@@ -380,6 +386,13 @@ def _check(args) -> int:
     if result.valid is None:
         return 3
     return 0 if result.valid else 1
+
+
+def _hunt(args) -> int:
+    """Exit 0 nothing failed, 1 failing seeds found (each with a replay command), 2 bad input."""
+    from .hunt import main as hunt_main
+
+    return hunt_main(args)
 
 
 def _linearizability_json(result, path: str) -> dict:
