@@ -1,0 +1,151 @@
+"""The TTL cache (models/services/cache.py) against its definitions and the stampede arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.resilience.pipeline import BareCaller
+from models.services.cache import NOT_FOUND, CacheConfig, CachingCaller, KeyedClient, origin_concurrency
+from simulator import Constant, RpcError, Simulation
+
+
+def world(seed: int, cfg: CacheConfig, *, rate: float, service_s: float, timeout_s: float = math.inf,
+          workers: int = 10_000, handler=None, keys: int = 1):
+    sim = Simulation(seed=seed)
+    sim.network(latency=Constant(0.0))
+    origin = sim.node("origin")
+    origin.serve("get", handler or (lambda m: sim.now), service=Constant(service_s), workers=workers)
+    cache = CachingCaller(sim, cfg, BareCaller(timeout_s))
+    KeyedClient(sim, "app", "origin", cache, rate=rate, keys=keys)
+    return sim, origin, cache
+
+
+def bursts(starts, gap: float) -> list[int]:
+    """Sizes of groups of origin calls whose starts are closer than ``gap`` to the previous one."""
+    sizes, last = [], -math.inf
+    for s in sorted(starts):
+        if s - last > gap:
+            sizes.append(0)
+        sizes[-1] += 1
+        last = s
+    return sizes
+
+
+def test_config_is_validated_at_construction():
+    for kw, field in ((dict(ttl_s=0), "ttl_s"), (dict(ttl_s=math.inf), "ttl_s"),
+                      (dict(ttl_s=1, stale_if_error_s=-1), "stale_if_error_s"),
+                      (dict(ttl_s=1, ttl_jitter=1.0), "ttl_jitter"), (dict(ttl_s=1, coalesce=1), "coalesce"),
+                      (dict(ttl_s=1, early_beta=math.nan), "early_beta")):
+        with pytest.raises(ValueError, match=field):
+            CacheConfig(**kw)
+
+
+def test_hit_ratio_of_one_key_is_lambda_t_over_one_plus_lambda_t():
+    """Poisson reads at λ, TTL T, origin latency ~0: each expiry costs one miss, then λT hits on
+    average (memorylessness: the next read after expiry is the miss), so hit ratio = λT / (1 + λT).
+    λ = 10/s, T = 0.5 s: 5/6. ~3,300 cycles: the ratio's standard error is ~0.003; tolerance 0.01."""
+    lam, ttl = 10.0, 0.5
+    sim, _, cache = world(1, CacheConfig(ttl_s=ttl, coalesce=False), rate=lam, service_s=1e-5)
+    sim.run(until=2000)
+    df = sim.metrics.requests()
+    hits = (df["cache"] == 1).sum()
+    assert hits / len(df) == pytest.approx(lam * ttl / (1 + lam * ttl), abs=0.01)
+    assert cache.origin_calls == (df["cache"] == 0).sum()  # every miss, and only misses, reach the origin
+
+
+@pytest.mark.parametrize("rate", [50.0, 1000.0])
+def test_coalescing_makes_one_origin_call_per_expiry_whatever_the_concurrency(rate):
+    """Single flight: every miss during the origin's latency L waits on the one call, so origin calls never
+    overlap and there is one per cycle of length T + L (+ the gap to the next read, ~1/λ)."""
+    ttl, lat, dur = 1.0, 0.05, 20.0
+    sim, _, cache = world(2, CacheConfig(ttl_s=ttl, coalesce=True), rate=rate, service_s=lat)
+    sim.run(until=dur)
+    calls = cache.origin_calls_frame()
+    assert cache.peak_inflight == 1 and origin_concurrency(calls) == 1
+    cycles = dur / (ttl + lat + 1 / rate)
+    assert abs(len(calls) - cycles) <= 1.5
+    df = sim.metrics.requests()
+    assert df["outcome"].isin(["ok", "in_flight"]).all()  # waiting at the end of the run, or served
+
+
+def test_without_coalescing_an_expiry_costs_one_plus_lambda_l_origin_calls():
+    """The stampede: the first read after expiry misses and calls the origin (latency L); every read in the
+    next L misses too: 1 + λL calls per expiry. λ = 1000/s, L = 50 ms: 51. ~19 expiries, Poisson(50) each:
+    the mean's standard error is ~1.6; tolerance 15 % (~5 standard errors)."""
+    lam, lat, ttl = 1000.0, 0.05, 1.0
+    sim, _, cache = world(3, CacheConfig(ttl_s=ttl, coalesce=False), rate=lam, service_s=lat)
+    sim.run(until=20.0)
+    sizes = bursts(cache.origin_calls_frame()["start"], ttl / 2)
+    assert np.mean(sizes) == pytest.approx(1 + lam * lat, rel=0.15)
+    assert cache.peak_inflight == pytest.approx(1 + lam * lat, rel=0.5)
+
+
+def test_stale_if_error_never_serves_a_value_older_than_ttl_plus_its_window():
+    """The origin is down from t = 5 s to the end: values are served while stale for at most
+    stale_if_error_s (age <= ttl + stale_if_error_s), then the failure is passed on."""
+    ttl, sie = 1.0, 3.0
+    sim, origin, _ = world(4, CacheConfig(ttl_s=ttl, stale_if_error_s=sie), rate=50, service_s=0.01,
+                           timeout_s=0.2)
+    sim.faults.crash(at=5.0, node="origin")
+    sim.run(until=15.0)
+    df = sim.metrics.requests()
+    served = df[df["outcome"] == "ok"]
+    assert served["cache_age_s"].max() <= ttl + sie + 1e-9
+    assert (df["cache"] == 3).sum() > 50  # stale-if-error was used
+    assert served["cache_age_s"].max() > ttl + sie - 0.3  # ... right up to its limit
+    late = df[(df["start"] > 5.0 + ttl + sie + 0.5) & (df["start"] < 14.7)]  # not in flight at the end
+    assert len(late) > 100 and (late["outcome"] == "timeout").all()
+
+
+def test_default_response_when_nothing_usable_is_cached():
+    sim, _, _ = world(5, CacheConfig(ttl_s=1.0, use_default=True, default="placeholder"), rate=50,
+                      service_s=0.01, timeout_s=0.2)
+    sim.faults.crash(at=3.0, node="origin")
+    sim.run(until=8.0)
+    df = sim.metrics.requests()
+    assert (df[df["start"].between(4.5, 7.7)]["outcome"] == "fallback").all()
+    assert (df[df["start"] < 2.9]["outcome"] == "ok").all()
+
+
+def test_stale_while_revalidate_serves_at_once_and_refreshes_in_the_background():
+    """After the first fill no read waits for the origin (a hot key is read before its SWR window ends):
+    every answer is immediate, no value served is older than ttl + swr, and refreshes are background."""
+    ttl, swr = 1.0, 2.0
+    sim, _, cache = world(6, CacheConfig(ttl_s=ttl, stale_while_revalidate_s=swr), rate=200, service_s=0.05)
+    sim.run(until=20.0)
+    df = sim.metrics.requests()
+    warm = df[df["start"] > 0.2]
+    assert (warm["latency"] == 0).all() and warm["cache_age_s"].max() <= ttl + swr
+    calls = cache.origin_calls_frame()
+    assert calls["background"].iloc[1:].all() and len(calls) == pytest.approx(20.0 / (ttl + 0.05), abs=2)
+
+
+def test_negative_caching_caps_origin_calls_for_a_missing_key_at_one_per_ttl():
+    def missing(msg):
+        raise RpcError(NOT_FOUND)
+
+    neg, dur = 1.0, 10.0
+    sim, _, cache = world(7, CacheConfig(ttl_s=5.0, negative_ttl_s=neg), rate=100, service_s=0.01, handler=missing)
+    sim.run(until=dur)
+    assert cache.origin_calls <= dur / neg + 1
+    assert (sim.metrics.requests()["cache"] == 5).sum() > 800  # negative hits
+    sim2, _, cache2 = world(7, CacheConfig(ttl_s=5.0), rate=100, service_s=0.01, handler=missing)
+    sim2.run(until=dur)
+    assert cache2.origin_calls > 500  # without it, a miss per burst of reads (coalesced, not cached)
+
+
+def test_jitter_spreads_expiries_and_xfetch_refreshes_before_expiry():
+    """ttl_jitter = j draws TTLs uniformly in [(1 - j) T, T]; XFetch (beta = 1) refreshes hot keys early,
+    so after warm-up almost no read waits for the origin."""
+    sim, _, cache = world(8, CacheConfig(ttl_s=1.0, ttl_jitter=0.5), rate=500, service_s=0.01, keys=50)
+    sim.run(until=5.0)
+    ttls = [e.expires_at - e.fetched_at for e in cache.entries.values()]
+    assert min(ttls) >= 0.5 and max(ttls) <= 1.0 and np.std(ttls) > 0.1
+    sim, _, cache = world(9, CacheConfig(ttl_s=1.0, early_beta=1.0), rate=1000, service_s=0.05)
+    sim.run(until=20.0)
+    df = sim.metrics.requests()
+    assert (df[df["start"] > 0.2]["cache"] == 0).sum() <= 3
+    assert cache.origin_calls_frame()["background"].sum() >= 15
