@@ -7,6 +7,7 @@
     splitbrain check linearizable FILE [--model M] [--initial V] [--time-limit S] [--json]
     splitbrain validate [--quick]
     splitbrain hunt SCENARIO --property P [--seeds N] [--start S] [--variant V] [--workers K | --serial]
+    splitbrain report RUN [--out FILE] [--worst N]
 
 Exit codes: 0 success; 1 a cell failed, a history is not linearizable or a reproduction
 missed; 2 bad input (refused before any work starts); 3 a check could not decide (unknown).
@@ -119,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--worst", type=int, metavar="N", help="the N slowest requests (default: the slowest)")
     exp.add_argument("--arm", default=None, help="the arm whose spans to read (default: the first)")
     exp.add_argument("--out", default=None, metavar="DIR", help="where to write waterfall PNGs (default: RUN/figures)")
+    rep = sub.add_parser("report", help="a self-contained report.html of a run folder (opens from disk, no network)",
+                         epilog=EXIT_CODES)
+    rep.add_argument("run", help="a run folder (holding metadata.json)")
+    rep.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default: RUN/report.html)")
+    rep.add_argument("--worst", type=int, default=2, metavar="N",
+                     help="waterfalls of the N slowest requests per arm when the run saved spans (0..20; default 2)")
     return ap
 
 
@@ -167,7 +174,18 @@ def _dispatch(args, argv) -> int:
         return validate_main(quick=args.quick, only=args.only, write=args.write)
     if args.cmd == "explain":
         return _explain(args)
+    if args.cmd == "report":
+        return _report(args)
     return _run(args, argv)
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    if not 0 <= args.worst <= 20:
+        raise ExperimentError(f"--worst must be between 0 and 20, got {args.worst}")
+    print(write_report(args.run, args.out, worst=args.worst))
+    return 0
 
 
 def _explain(args) -> int:
