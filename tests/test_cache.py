@@ -149,3 +149,20 @@ def test_jitter_spreads_expiries_and_xfetch_refreshes_before_expiry():
     df = sim.metrics.requests()
     assert (df[df["start"] > 0.2]["cache"] == 0).sum() <= 3
     assert cache.origin_calls_frame()["background"].sum() >= 15
+
+
+def test_graceful_degradation_lesson_on_quick():
+    from experiments import graceful_degradation as g
+
+    p = g.QUICK
+    s = g.run(p, seed=1)["summary"].set_index("policy")
+    assert s.loc["no cache", "answered_during"] < 0.01  # the outage is the users' outage
+    assert s.loc["TTL cache", "data_during"] < 0.2  # a TTL cache covers only its first TTL
+    assert s.loc["TTL cache", "data_during"] < s.loc["stale-while-revalidate", "data_during"] < 0.5
+    assert s.loc["stale-if-error", "data_during"] > 0.95  # available ...
+    assert s.loc["stale-if-error", "age_max_during_s"] <= p.ttl_s + p.sie_s  # ... with bounded staleness
+    assert s.loc["stale-if-error", "age_mean_during_s"] > 2 * s.loc["TTL cache", "age_mean_during_s"]  # ... old
+    assert s.loc["default response", "answered_during"] == 1.0  # answered, but mostly without data
+    assert s.loc["default response", "default_during"] > 0.8
+    assert s.loc["stale-if-error + default", "answered_during"] == 1.0
+    assert (s["data_after"] > 0.99).all() and (s["data_before"] > 0.99).all()
