@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 OUTCOMES = ("ok", "error", "rejected", "timeout", "unreachable", "crashed")
 DEFINITE_FAIL = frozenset({"error", "rejected", "unreachable", "crashed"})
+DISCIPLINES = ("fifo", "lifo", "adaptive_lifo", "codel", "deadline")
 
 
 class RpcError(Exception):
@@ -113,21 +114,65 @@ class Node:
         workers: int = 1,
         queue_limit: int | None = None,
         admit: Callable[[float, int, float], bool] | None = None,
+        discipline: str = "fifo",
+        lifo_above: int = 0,
+        target_s: float = 0.005,
+        interval_s: float = 0.1,
+        deadline_s: float | None = None,
+        deadline_of: Callable[[Message], float] | None = None,
+        service_floor_s: float = 0.0,
     ) -> _WorkerPool:
-        """Serve ``op`` with ``workers`` FIFO workers and a service-time distribution.
+        """Serve ``op`` with ``workers`` workers and a service-time distribution.
 
         Requests beyond ``workers`` wait in a queue; past ``queue_limit`` waiting they are
         ``rejected``; so are those ``admit(now, queue_length, oldest_wait_s)`` refuses (load
         shedding), asked only when a request would have to wait.
         ``handler(msg)`` (optional) computes the reply value at completion.
         Service times are multiplied by ``slow_factor`` (gray failure).
+
+        ``discipline`` picks the next waiting request when a worker frees up:
+
+        - ``fifo`` (default): the oldest.
+        - ``lifo``: the newest (non-preemptive).
+        - ``adaptive_lifo``: the newest while more than ``lifo_above`` wait, else the oldest
+          (Maurer, "Fail at Scale", ACM Queue 2015: under a standing queue, serve the requests
+          whose clients are still waiting).
+        - ``codel``: FIFO with CoDel's head drop (Nichols & Jacobson, "Controlling Queue Delay",
+          ACM Queue 2012; RFC 8289 §5): once every request taken from the queue has waited at
+          least ``target_s`` (5 ms) for ``interval_s`` (100 ms), drop from the head; the next drop
+          comes ``interval_s / sqrt(count)`` after the previous one, until a request's wait is
+          back under ``target_s``. RFC 8289's "at most one MTU left in the queue" is "at most
+          one request left waiting".
+        - ``deadline``: FIFO, dropping at the head every request whose deadline has passed or
+          cannot be met (``now + service_floor_s > deadline``). The deadline is
+          ``deadline_of(msg)`` (absolute time, e.g. carried in the payload) or, without it,
+          arrival + ``deadline_s`` (the client's timeout as the server knows it).
+
+        A dropped request is answered ``rejected`` (definite: it was never served) and counted
+        in ``pool.dropped``; ``pool.rejected`` counts only refusals on arrival.
         """
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if queue_limit is not None and not (isinstance(queue_limit, int) and queue_limit >= 0):
             raise ValueError(f"queue_limit must be an integer >= 0 or None, got {queue_limit!r}")
+        if discipline not in DISCIPLINES:
+            raise ValueError(f"discipline must be one of {DISCIPLINES}, got {discipline!r}")
+        if not (isinstance(lifo_above, int) and lifo_above >= 0):
+            raise ValueError(f"lifo_above must be an integer >= 0, got {lifo_above!r}")
+        for name, v in (("target_s", target_s), ("interval_s", interval_s)):
+            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not (isinstance(service_floor_s, (int, float)) and 0 <= service_floor_s < math.inf):
+            raise ValueError(f"service_floor_s must be a finite number >= 0, got {service_floor_s!r}")
+        if discipline == "deadline":
+            if (deadline_s is None) == (deadline_of is None):
+                raise ValueError("discipline 'deadline' needs exactly one of deadline_s or deadline_of")
+            if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s < math.inf):
+                raise ValueError(f"deadline_s must be a finite number > 0, got {deadline_s!r}")
         pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
                            workers, queue_limit, admit)
+        pool._set_discipline(discipline, lifo_above, float(target_s), float(interval_s), deadline_s, deadline_of,
+                             float(service_floor_s))
         self._pools[op] = pool
         return pool
 
@@ -399,10 +444,14 @@ def _succeed_with(ev: Event) -> Callable[[str, Any], None]:
 
 
 class _WorkerPool:
-    """``workers`` FIFO servers fed by a queue; callback driven (no process per request)."""
+    """``workers`` servers fed by a queue; callback driven (no process per request).
+
+    The queue discipline is ``_pop`` (``() -> (msg, arrival) | None``): for FIFO and LIFO the
+    deque's own bound method, so the default path costs no extra call."""
 
     __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "admit", "busy", "queue",
-                 "served", "rejected", "arrivals", "waited", "_done")
+                 "served", "rejected", "arrivals", "waited", "_done", "discipline", "dropped", "_pop",
+                 "lifo_above", "_codel", "deadline_s", "deadline_of", "service_floor_s")
 
     def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit, admit=None) -> None:
         self.node = node
@@ -418,11 +467,27 @@ class _WorkerPool:
         self.rejected = 0
         self.arrivals = 0
         self.waited = 0  # arrivals that found every worker busy (Erlang C counts these)
+        self.dropped = 0  # taken out of the queue unserved by the discipline (codel, deadline)
         self._done = self._complete
+        self._set_discipline("fifo")
+
+    def _set_discipline(self, discipline: str, lifo_above: int = 0, target_s: float = 0.005,
+                        interval_s: float = 0.1, deadline_s: float | None = None, deadline_of=None,
+                        service_floor_s: float = 0.0) -> None:
+        self.discipline = discipline
+        self.lifo_above = lifo_above
+        self.deadline_s = deadline_s
+        self.deadline_of = deadline_of
+        self.service_floor_s = service_floor_s
+        self._codel = _CoDel(self, target_s, interval_s) if discipline == "codel" else None
+        self._pop = {"fifo": self.queue.popleft, "lifo": self.queue.pop, "adaptive_lifo": self._pop_adaptive,
+                     "codel": self._codel.pop if self._codel else None, "deadline": self._pop_deadline}[discipline]
 
     def reset(self) -> None:
         self.busy = 0
         self.queue.clear()
+        if self._codel is not None:
+            self._codel.reset()
 
     def arrive(self, msg: Message) -> None:
         self.arrivals += 1
@@ -477,10 +542,101 @@ class _WorkerPool:
         if sp is not None:
             sp.current = prev
         if self.queue:
-            self._start(self.queue.popleft()[0])
-        else:
-            self.busy -= 1
+            item = self._pop()
+            if item is not None:  # None: the discipline dropped every waiting request
+                self._start(item[0])
+                return
+        self.busy -= 1
+
+    # -- disciplines other than FIFO / LIFO (off the default path) ------------------------------
+    def _drop(self, msg: Message) -> None:
+        """Answer a request the discipline takes out of the queue: ``rejected``, never served."""
+        self.dropped += 1
+        if msg.kind == REQUEST:
+            node = self.node
+            sp = node._spans
+            prev = sp.current if sp is not None else -1
+            node.reply(msg, "overloaded", "rejected")
+            if sp is not None:
+                sp.current = prev
+
+    def _pop_adaptive(self) -> tuple[Message, float]:
+        q = self.queue
+        return q.pop() if len(q) > self.lifo_above else q.popleft()
+
+    def _pop_deadline(self) -> tuple[Message, float] | None:
+        q = self.queue
+        now = self.node.env.now + self.service_floor_s
+        of = self.deadline_of
+        while q:
+            item = q.popleft()
+            if now <= (item[1] + self.deadline_s if of is None else of(item[0])):
+                return item
+            self._drop(item[0])
+        return None
 
     @property
     def queue_length(self) -> int:
         return len(self.queue)
+
+
+class _CoDel:
+    """CoDel's dequeue (RFC 8289 §5.4-5.5, the Linux variant of the count memory), with requests
+    for packets and a request's queueing delay for its sojourn time."""
+
+    __slots__ = ("pool", "target", "interval", "first_above", "dropping", "drop_next", "count", "lastcount")
+
+    def __init__(self, pool: _WorkerPool, target_s: float, interval_s: float) -> None:
+        self.pool = pool
+        self.target = target_s
+        self.interval = interval_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.first_above: float | None = None  # the RFC's first_above_time (0 there = unset)
+        self.dropping = False
+        self.drop_next = 0.0
+        self.count = 0
+        self.lastcount = 0
+
+    def _dodequeue(self, now: float) -> tuple[tuple[Message, float] | None, bool]:
+        q = self.pool.queue
+        if not q:
+            self.first_above = None
+            return None, False
+        item = q.popleft()
+        if now - item[1] < self.target or len(q) <= 1:
+            self.first_above = None
+        elif self.first_above is None:
+            self.first_above = now + self.interval
+        elif now >= self.first_above:
+            return item, True
+        return item, False
+
+    def pop(self) -> tuple[Message, float] | None:
+        now = self.pool.node.env.now
+        item, ok = self._dodequeue(now)
+        if item is None:
+            self.dropping = False
+            return None
+        if self.dropping:
+            if not ok:
+                self.dropping = False  # a short enough wait: leave the dropping state
+            while self.dropping and now >= self.drop_next:
+                self.pool._drop(item[0])
+                self.count += 1
+                item, ok = self._dodequeue(now)
+                if not ok:
+                    self.dropping = False
+                else:
+                    self.drop_next += self.interval / math.sqrt(self.count)
+        elif ok:  # above target for a whole interval: enter the dropping state with one drop
+            self.pool._drop(item[0])
+            item, _ = self._dodequeue(now)
+            self.dropping = True
+            delta = self.count - self.lastcount
+            # Dropping again soon after the last episode: resume near its drop rate.
+            self.count = delta if delta > 1 and now - self.drop_next < 16 * self.interval else 1
+            self.drop_next = now + self.interval / math.sqrt(self.count)
+            self.lastcount = self.count
+        return item
