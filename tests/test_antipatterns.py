@@ -1,8 +1,11 @@
 """The anti-pattern experiments: their formulas (a^k, k x RTT, N x RTT, hit ratios, queue growth)
 and each lesson on its QUICK preset. Each experiment runs once per module (cached fixtures)."""
 
+import math
+
 import pytest
 
+from experiments import chatty_services as cs
 from experiments import distributed_monolith as dm
 
 
@@ -47,3 +50,43 @@ def test_theory_standard_error_reduces_to_binomial_without_correlation():
     th = dm.theory(p, 4)
     assert th["se"] == pytest.approx(th["se_binomial"], rel=1e-3)
     assert th["availability"] == pytest.approx(0.95 ** 4)
+
+
+@pytest.fixture(scope="module")
+def chatty():
+    return cs.run(cs.QUICK, seed=3)["summary"]
+
+
+def test_chatty_latency_is_n_round_trips(chatty):
+    """Mean = N x (WAN RTT + work) within 6 % (~800 operations; a single WAN round trip has a
+    coefficient of variation ~0.35, so the N = 1 sample mean has an SE ~1.2 %: 6 % is ~5 SE, less
+    relative noise for larger N)."""
+    c = chatty[chatty.arm == cs.ARMS[0]]
+    for r in c.itertuples():
+        assert r.latency_mean_theory_ms == pytest.approx(r.n * (2 * cs.QUICK.wan_ms * math.exp(cs.SIGMA ** 2 / 2)
+                                                                + cs.QUICK.work_ms))
+        assert abs(r.latency_mean_ms - r.latency_mean_theory_ms) <= 0.06 * r.latency_mean_theory_ms, r
+
+
+def test_chatty_tail_grows_with_n_composed_tail_does_not(chatty):
+    """p99 of the sum of N round trips vs its Monte Carlo within 15 % (an empirical p99 of ~800
+    samples rests on ~8 points); it rises with N, while one WAN trip + max of N LAN calls barely moves."""
+    c = chatty[chatty.arm == cs.ARMS[0]].set_index("n")
+    comp = chatty[chatty.arm == cs.ARMS[1]].set_index("n")
+    for r in chatty.itertuples():
+        assert abs(r.latency_p99_ms - r.latency_p99_theory_ms) <= 0.15 * r.latency_p99_theory_ms, r
+    assert c.latency_p99_ms.is_monotonic_increasing
+    lo, hi = min(cs.QUICK.ns), max(cs.QUICK.ns)
+    assert c.loc[hi, "latency_p99_ms"] > 5 * c.loc[lo, "latency_p99_ms"]
+    assert comp.loc[hi, "latency_p99_ms"] < 1.3 * comp.loc[lo, "latency_p99_ms"]
+    assert c.loc[hi, "latency_mean_ms"] > 10 * comp.loc[hi, "latency_mean_ms"]  # the lesson: compose
+
+
+def test_cache_hit_ratio_and_backend_load(chatty):
+    """Per key, a miss opens a TTL window with rate/keys x TTL hits on average:
+    h = x / (1 + x); binomial SE over ~800 lookups ~0.017, tolerance 0.05."""
+    k = chatty[chatty.arm == cs.ARMS[2]]
+    for r in k.itertuples():
+        assert abs(r.hit_ratio - cs.hit_ratio(cs.QUICK)) <= 0.05
+        assert r.backend_calls_per_op == pytest.approx(r.n * (1 - r.hit_ratio))
+        assert r.latency_mean_ms < chatty[(chatty.arm == cs.ARMS[1]) & (chatty.n == r.n)].latency_mean_ms.iloc[0]
