@@ -16,10 +16,11 @@ import html
 import io
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .params import ExperimentError
+from .params import ExperimentError, _show
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,8 @@ nav a { margin-right: 1em; white-space: nowrap; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #eef1f4; }
+table.params td:nth-child(5), table.params td:nth-child(3) { white-space: nowrap; }
+td.changed { font-weight: bold; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; }
@@ -112,14 +115,18 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
 
 
-def html_table(df: pd.DataFrame, *, max_rows: int = MAX_ROWS, cls: str = "") -> str:
-    """A bordered table of ``df`` (numbers right-aligned, everything escaped), at most ``max_rows`` rows."""
+def html_table(df: pd.DataFrame, *, max_rows: int = MAX_ROWS, cls: str = "",
+               cell_class: Callable[[int, str], str] | None = None) -> str:
+    """A bordered table of ``df`` (numbers right-aligned, everything escaped), at most ``max_rows`` rows;
+    ``cell_class(row, column)`` may give a cell a CSS class."""
     head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
     rows = []
-    for rec in df.head(max_rows).itertuples(index=False):
-        cells = "".join(f'<td class="num">{_e(_fmt(v))}</td>' if _is_num(v) else f"<td>{_e(_fmt(v))}</td>"
-                        for v in rec)
-        rows.append(f"<tr>{cells}</tr>")
+    for i, rec in enumerate(df.head(max_rows).itertuples(index=False)):
+        cells = []
+        for col, v in zip(df.columns, rec, strict=True):
+            klass = " ".join(x for x in ("num" if _is_num(v) else "", cell_class(i, col) if cell_class else "") if x)
+            cells.append(f'<td class="{klass}">{_e(_fmt(v))}</td>' if klass else f"<td>{_e(_fmt(v))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
     more = (f'<p class="note">showing {max_rows} of {len(df)} rows</p>' if len(df) > max_rows else "")
     klass = f' class="{cls}"' if cls else ""
     return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
@@ -189,16 +196,29 @@ def _params_section(meta: dict, mod) -> str:
             info = {r["name"]: r for r in describe(mod.Params, mod.Params())}
         except Exception:  # an old run of a changed experiment: show the values alone
             info = {}
+    grid = meta.get("grid") or {}
     rows = []
     for k, v in params.items():
         d = info.get(k, {})
-        shown = v if not (isinstance(v, str) and len(v) > 120) else v[:117] + "…"
-        rows.append({"name": k, "value": _fmt(shown), "default": d.get("default", ""), "unit": d.get("unit", ""),
+        shown = "swept: " + ", ".join(_show(_tuples(x)) for x in grid[k]) if k in grid else _show(_tuples(v))
+        if len(shown) > 120:
+            shown = shown[:117] + "…"
+        rows.append({"name": k, "value": shown, "default": d.get("default", ""), "unit": d.get("unit", ""),
                      "range": d.get("range", ""), "help": d.get("help", "")})
     if not rows:
         return '<h2 id="parameters">Parameters</h2><p class="note">no parameters recorded</p>'
-    return ('<h2 id="parameters">Parameters</h2>' + html_table(pd.DataFrame(rows), cls="params")
-            + '<p class="note">value: what this run used; default: the experiment\'s full-size default.</p>')
+    changed = {i for i, r in enumerate(rows) if r["default"] and r["value"] != r["default"]}
+    table = html_table(pd.DataFrame(rows), cls="params",
+                       cell_class=lambda i, col: "changed" if col == "value" and i in changed else "")
+    return ('<h2 id="parameters">Parameters</h2>' + table
+            + '<p class="note">value: what this run used (<b>bold</b>: changed from the default, e.g. by '
+              '<code>--quick</code>, <code>--param</code> or a sweep); default: the experiment\'s full-size '
+              'default.</p>')
+
+
+def _tuples(v: Any) -> Any:
+    """JSON gave lists where Params hold tuples: turn them back, so values print like ``show``."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
 def _summary_section(run: Path) -> str:
@@ -329,8 +349,26 @@ def _alerts_section(run: Path) -> str:
     alerts = _table(run, "alerts")
     if alerts is None:
         return ""
-    note = f'<p class="note">{len(alerts)} alert episode(s): when each alert fired and reset.</p>'
-    return '<h2 id="alerts">Alerts fired</h2>' + note + html_table(alerts)
+    out = '<h2 id="alerts">Alerts fired</h2>'
+    fired = next((c for c in alerts.columns if str(c).startswith("fired_at")), None)
+    reset = next((c for c in alerts.columns if str(c).startswith("reset_at")), None)
+    keys = [c for c in alerts.columns if c not in (fired, reset, "seed")]
+    if fired and reset and keys:
+        unit = str(fired)[len("fired_at"):].lstrip("_") or "s"
+        g = alerts.assign(_d=alerts[reset] - alerts[fired]).groupby(keys, sort=False, dropna=False)
+        per = g.agg(episodes=(fired, "size"), first_fired=(fired, "min"), last_reset=(reset, "max"),
+                    time_firing=("_d", "sum")).reset_index()
+        per = per.rename(columns={"first_fired": f"first fired ({unit})", "last_reset": f"last reset ({unit})",
+                                  "time_firing": f"time firing ({unit})"})
+        seeds = alerts["seed"].nunique() if "seed" in alerts else 1
+        out += f'<p class="note">{len(alerts)} alert episode(s) over {seeds} seed(s); per alert:</p>' + html_table(per)
+        out += (f"<details><summary>every episode ({len(alerts)})</summary>{html_table(alerts)}</details>")
+    else:
+        out += html_table(alerts)
+    incidents = _table(run, "incidents")
+    if incidents is not None:
+        out += "<h3>Injected incidents</h3>" + html_table(incidents)
+    return out
 
 
 def _cells_section(run: Path) -> str:
