@@ -120,3 +120,26 @@ def test_report_refuses_a_non_run_folder(tmp_path: Path, capsys, what: str) -> N
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(target) in err
     assert not (target / "report.html").exists()
+
+
+def test_report_draws_a_space_time_diagram_from_a_saved_trace(kernel_run: Path, tmp_path: Path) -> None:
+    """A run whose data/ holds a message trace (``sim.trace.frame()``) gets a space-time diagram."""
+    import shutil
+
+    from simulator import Constant, Simulation
+
+    sim = Simulation(seed=1, trace=True)
+    sim.network(latency=Constant(0.01), loss=0.2)
+    sim.node("s").serve("get", service=Constant(0.001), workers=2)
+    c = sim.node("c")
+    for i in range(20):
+        sim.at(i * 0.01, lambda i=i: c.call("s", "get", i, 0.05, lambda o, v: None))
+    sim.faults.partition(at=0.1, heal_at=0.15, groups=[["c"], ["s"]])
+    sim.run(until=0.5)
+    run = tmp_path / "run"
+    shutil.copytree(kernel_run, run)
+    sim.trace.frame().to_parquet(run / "data" / "trace.parquet")
+    page = _Page()
+    page.feed(write_report(run).read_text(encoding="utf-8"))
+    n_png = len(list((run / "figures").glob("*.png")))
+    assert len(page.imgs) == n_png + 1 and all(s.startswith("data:image/png;base64,") for s in page.imgs)
