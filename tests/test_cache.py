@@ -166,3 +166,22 @@ def test_graceful_degradation_lesson_on_quick():
     assert s.loc["default response", "default_during"] > 0.8
     assert s.loc["stale-if-error + default", "answered_during"] == 1.0
     assert (s["data_after"] > 0.99).all() and (s["data_before"] > 0.99).all()
+
+
+def test_cache_stampede_lesson_on_quick():
+    from experiments import cache_stampede as c
+
+    p = c.QUICK
+    s = c.run(p, seed=1)["summary"].set_index("arm")
+    plain, co = s.loc["plain TTL"], s.loc["coalescing"]
+    assert plain.peak_origin_concurrency > 3 * p.workers  # the stampede overruns the origin's workers ...
+    assert plain.origin_latency_p99_s > 4 * p.service_ms / 1e3  # ... its latency balloons (to the timeout)
+    assert plain.origin_timeouts > 0
+    assert co.peak_origin_concurrency <= p.keys  # single flight: at most one call per key at once
+    assert co.origin_calls_per_key_expiry <= 1.05  # one call per key per expiry (cycles are T + L long)
+    assert co.origin_latency_p99_s < 1.2 * p.service_ms / 1e3 + 0.01
+    assert s.loc["jittered TTL", "peak_origin_concurrency"] < plain.peak_origin_concurrency  # desynchronised
+    assert s.loc["coalescing + jitter", "peak_origin_concurrency"] < co.peak_origin_concurrency
+    x = s.loc["XFetch (early refresh)"]
+    assert x.peak_origin_concurrency < 0.1 * plain.peak_origin_concurrency and x.reads_waiting_p99_s < 0.01
+    assert (s.drop(index=["plain TTL", "jittered TTL"])["reads_failed"] == 0).all()

@@ -225,7 +225,8 @@ class CachingCaller:
                 self._log.set(rid, "cache_age_s", 0.0)  # fresh from the origin
             return
         cfg = self.cfg
-        if outcome in _FAILED and e is not None and not e.negative and now <= e.expires_at + cfg.stale_if_error_s:
+        if outcome in _FAILED and cfg.stale_if_error_s > 0 and e is not None and not e.negative \
+                and now <= e.expires_at + cfg.stale_if_error_s:
             self._serve(cb, rid, "stale_if_error", e)
         elif outcome in _FAILED and cfg.use_default:
             self._serve(cb, rid, "default", None, "fallback", cfg.default)
