@@ -2,13 +2,15 @@
 
 Semantics, per key (a payload dict's ``"key"``, else the op):
 
-- **TTL** (``ttl_s``): a value fetched at ``t`` is *fresh* until ``t + ttl`` (``ttl`` optionally shortened
-  by ``ttl_jitter``: ``ttl * (1 - jitter * U)``, so keys filled together do not expire together).
+- **TTL** (``ttl_s``): a value fetched at ``t`` is *fresh* until ``t + ttl`` (``ttl`` optionally jittered
+  by ``ttl_jitter``: uniform in ``[(1 - j) ttl, (1 + j) ttl]``, mean ``ttl``, so keys filled together do not
+  expire together).
 - **stale-while-revalidate** (RFC 5861 §3, Nottingham 2010): for ``stale_while_revalidate_s`` after
   expiry a request is answered at once with the stale value while *one* background fetch refreshes it.
 - **stale-if-error** (RFC 5861 §4): when the origin fails (error, timeout, unreachable, …) the cached
   value is served instead, provided it has been stale for at most ``stale_if_error_s``; so a
-  served value is never older than ``ttl_s + stale_if_error_s`` (its *age*, since the origin made it).
+  served value is never older than ``ttl_s (1 + ttl_jitter) + stale_if_error_s`` (its *age*, since the
+  origin made it).
 - **default responses** (``default``): answered as ``fallback`` when the origin fails and nothing
   usable is cached (the "static fallback" of Hystrix / resilience4j).
 - **request coalescing** (``coalesce``, Go's ``singleflight``, Varnish/nginx ``proxy_cache_lock``):
@@ -60,7 +62,7 @@ def _seconds(name: str, v: float, *, positive: bool = False) -> None:
 class CacheConfig:
     """``ttl_s``: freshness lifetime; ``stale_while_revalidate_s`` / ``stale_if_error_s``: RFC 5861 windows
     after expiry (0 = off); ``negative_ttl_s``: lifetime of a cached "not found" (0 = off); ``coalesce``:
-    single flight per key; ``ttl_jitter``: fraction in [0, 1) the TTL is randomly shortened by;
+    single flight per key; ``ttl_jitter``: fraction j in [0, 1), TTLs uniform in [(1 - j) ttl, (1 + j) ttl];
     ``early_beta``: XFetch's beta (0 = off; 1 is Vattani et al.'s optimum); ``default``: the response when
     the origin fails and nothing usable is cached (``use_default`` turns it on, since None is a value)."""
 
@@ -172,7 +174,7 @@ class CachingCaller:
 
     def _ttl(self, ttl: float) -> float:
         j = self.cfg.ttl_jitter
-        return ttl * (1.0 - j * self._u()) if j > 0 else ttl
+        return ttl * (1.0 + j * (2.0 * self._u() - 1.0)) if j > 0 else ttl
 
     def _fetch(self, node: Node, dst: str, op: str, payload: Any, key: Any, deadline, *, background: bool,
                mine: tuple | None = None) -> None:
