@@ -53,12 +53,19 @@ class SagaStep:
 
     service: str
     kind: str = "compensatable"
+    name: str = ""  # the step's key at the participant (default: ``service``); lets one service serve two steps
+
+    @property
+    def key(self) -> str:
+        return self.name or self.service
 
     def __post_init__(self) -> None:
         if not (isinstance(self.service, str) and self.service):
             raise ValueError(f"service must be a node name, got {self.service!r}")
         if self.kind not in STEP_KINDS:
             raise ValueError(f"kind must be one of {STEP_KINDS}, got {self.kind!r}")
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a string (empty: the service's name), got {self.name!r}")
 
 
 def check_steps(steps: tuple[SagaStep, ...]) -> None:
@@ -119,6 +126,7 @@ class SagaOrchestrator:
         self.store = LocalStore(self.node, durable=durable, name="orders")
         self.pivot = next((i for i, s in enumerate(steps) if s.kind == "pivot"), -1)
         self.records: dict[Any, SagaRecord] = {}
+        self.on_finish: list = []  # ``fn(saga_id, status)`` after a saga ends (e.g. release a semantic lock)
         self._u = sim.uniforms(f"saga.{name}.jitter")
         self.node.on(PLACE, self._on_place)
         self.node.on_recover(self._resume_all)
@@ -190,7 +198,7 @@ class SagaOrchestrator:
                 self._fail(sid, i)
 
         rec.step_calls += 1
-        node.call(step.service, SAGA_DO, (sid, step.service, e["order"]), cfg.step_timeout_s, done)
+        node.call(step.service, SAGA_DO, (sid, step.key, e["order"]), cfg.step_timeout_s, done)
 
     def _capped(self, attempt: int) -> float:
         c = self.config
@@ -222,7 +230,7 @@ class SagaOrchestrator:
             else:
                 self.node.after(self._capped(attempt), lambda: self._compensate(sid, attempt + 1))
 
-        self.node.call(step.service, SAGA_UNDO, (sid, step.service, e["order"]), self.config.step_timeout_s, done)
+        self.node.call(step.service, SAGA_UNDO, (sid, step.key, e["order"]), self.config.step_timeout_s, done)
 
     def _finish(self, sid: Any, status: str) -> None:
         e = self.log[sid]
@@ -230,6 +238,8 @@ class SagaOrchestrator:
         e["phase"] = "done"
         rec = self.records[sid]
         rec.status, rec.finished = status, self.sim.now
+        for fn in self.on_finish:
+            fn(sid, status)
 
     def order_status(self, order_id: Any) -> str | None:
         return self.store.get(("order", order_id))
