@@ -222,7 +222,8 @@ def _moved(f: Fault, at: float) -> Fault:
 
 def shrink(faults: Sequence[Fault], fails: Callable[[list[Fault]], bool], *, budget_s: float = 120.0) -> dict:
     """ddmin over the faults, then shorten each fault's duration (halving) and round its start
-    (to 0.1 s, then 0.01 s) while the failure persists. Returns the minimal list and counts."""
+    (to 0.1 s, then 0.01 s) while the failure persists, and ddmin again after any edit, to a fixed
+    point (or the budget). Returns the minimal list and counts; 1-minimal unless the budget ran out."""
     t0 = time.perf_counter()
     tries = 0
 
@@ -233,9 +234,14 @@ def shrink(faults: Sequence[Fault], fails: Callable[[list[Fault]], bool], *, bud
 
     cur = ddmin(list(faults), f)
     after_ddmin = len(cur)
-    changed = True
+    changed, first = True, True
     while changed and time.perf_counter() - t0 < budget_s:
         changed = False
+        if len(cur) > 1 and not first:  # an edited fault can make another one unnecessary: stay 1-minimal
+            again = ddmin(cur, f)
+            changed = len(again) < len(cur)
+            cur = again
+        first = False
         for i in range(len(cur)):
             cands = [_shorter(cur[i], 0.5)]
             for digits in (1, 2):
