@@ -166,15 +166,26 @@ class QueueConsumer:
         self._attempt(batch, i, 1, 0.0)
 
     def _attempt(self, batch: list, i: int, attempt: int, prev: float) -> None:
-        receipt, msg_id, group = batch[i][:3]
+        receipt, msg_id, group, body = batch[i][:4]
         node = self.node
         t = self._service() * node.slow_factor
         self.attempts += 1
         self.busy_s += t
+        sp = node._spans
+        span = -1
+        if sp is not None and isinstance(body, tuple) and body and body[0] == "traceparent":
+            # the producer's trace context: this processing attempt joins the message's trace
+            prev_ctx, sp.current = sp.current, body[1]
+            span = sp.open(self.sim.now, "internal", self.name, self.broker, f"process {self.queue}",
+                           attempt=attempt)
+            sp.current = prev_ctx
 
         def finished() -> None:
             h = self.handler
-            if msg_id in h.poison or (h.failure_p and self._fail() < h.failure_p):
+            bad = msg_id in h.poison or (h.failure_p and self._fail() < h.failure_p)
+            if span >= 0:
+                sp.close(span, self.sim.now, "error" if bad else "ok")
+            if bad:
                 pol = self.config.retry
                 if attempt < pol.max_attempts:
                     sleep = pol.delay(attempt, prev, self._u)

@@ -58,23 +58,42 @@ class QueueProducer:
         msg_id = self.log.new_id()
         group = int(self._group() * self.groups)
         self.log.send(msg_id, group, sim.now)
-        self._attempt(msg_id, group, 1, 0.0)
+        # Tracing on: a "publish" span per message, whose id travels in the message body as its
+        # trace context (W3C traceparent's role), so the consumer's processing joins the trace.
+        sp = self.node._spans
+        ctx = None if sp is None else sp.open(sim.now, "internal", self.name, self.broker, f"publish {self.queue}")
+        self._attempt(msg_id, group, 1, 0.0, ctx)
 
-    def _attempt(self, msg_id: int, group: int, attempt: int, prev: float) -> None:
+    def _attempt(self, msg_id: int, group: int, attempt: int, prev: float, ctx: int | None = None) -> None:
+        sp = self.node._spans
+
         def done(outcome: str, value) -> None:
             if outcome == "ok":
                 self.acked += 1
                 self.log.ack(msg_id, group, self.sim.now)
+                if ctx is not None:
+                    sp.close(ctx, self.sim.now, "ok")
                 return
             pol = self.retry
             if attempt < pol.max_attempts and outcome in pol.retry_on:
                 sleep = pol.delay(attempt, prev, self._u)
-                self.node.after(sleep, lambda: self._attempt(msg_id, group, attempt + 1, sleep))
-            elif outcome != "timeout":
-                self.failed += 1
-                self.log.fail(msg_id, group, self.sim.now)
+                self.node.after(sleep, lambda: self._attempt(msg_id, group, attempt + 1, sleep, ctx))
+            else:
+                if outcome != "timeout":
+                    self.failed += 1
+                    self.log.fail(msg_id, group, self.sim.now)
+                if ctx is not None:
+                    sp.close(ctx, self.sim.now, outcome)
 
-        self.node.call(self.broker, self.op, (self.queue, msg_id, group, None, None), self.timeout_s, done)
+        if ctx is None:
+            self.node.call(self.broker, self.op, (self.queue, msg_id, group, None, None), self.timeout_s, done)
+            return
+        prev_ctx, sp.current = sp.current, ctx  # the send attempt is a child of the publish span
+        try:
+            self.node.call(self.broker, self.op, (self.queue, msg_id, group, ("traceparent", ctx), None),
+                           self.timeout_s, done)
+        finally:
+            sp.current = prev_ctx
 
 
 class LogProducer:
