@@ -205,3 +205,28 @@ def test_route_validation_names_the_field():
         Route("/x", service="a", timeout_s=0)
     with pytest.raises(ValueError, match="exactly one"):
         Route("/x")
+
+
+# -- the experiment's lesson on its QUICK preset ------------------------------------------------------------------
+
+
+def test_outlier_detection_lesson():
+    from experiments import outlier_detection as m
+
+    p = m.QUICK
+    s = m.run(p, seed=4)["summary"].set_index("arm")
+    n = p.instances
+    # no protection: the sick instance's share 1/n of requests fails (binomial, ~3500 requests: sd ~0.007)
+    assert s.loc["no protection", "error_rate_after_failure"] == pytest.approx(1 / n, abs=0.03)
+    # client retries to a random instance: (1/n)^attempts fail; attempts per request 1 + 1/n + ... (geometric)
+    r = s.loc["client retries"]
+    assert r.error_rate_after_failure == pytest.approx((1 / n) ** p.attempts, abs=0.006)
+    assert r.attempts_per_request == pytest.approx(sum((1 / n) ** k for k in range(p.attempts)), abs=0.03)
+    # ejection: after consecutive_5xx errors at round robin, i.e. ~consecutive_5xx * n requests (< 1 s at 100 req/s)
+    e = s.loc["outlier ejection"]
+    assert e.time_to_eject_s < 3 * p.consecutive_5xx * n / p.rate
+    # each ejection cycle costs exactly consecutive_5xx errors
+    assert e.errors_after_failure == p.consecutive_5xx * e.ejections
+    assert e.error_rate_after_failure < r.error_rate_after_failure
+    assert e.attempts_per_request == 1.0
+    assert s.loc["ejection + retries", "errors_after_failure"] == 0
