@@ -67,3 +67,77 @@ def test_figure(rolled, tmp_path):
     figs = rd.plot(rolled, rd.QUICK)
     assert "rolling_deploy" in figs
     figs["rolling_deploy"].savefig(tmp_path / "rd.png")
+
+
+# -- SWIM -----------------------------------------------------------------------------------------
+from models.coordination.swim import SwimConfig, SwimGroup  # noqa: E402
+from simulator import LogNormal, Simulation  # noqa: E402
+
+MEMBERS = [f"m{i}" for i in range(8)]
+
+
+def _swim(seed, config, fault):
+    sim = Simulation(seed=seed)
+    sim.network(latency=LogNormal(median=0.002, sigma=0.5))
+    g = SwimGroup(sim, MEMBERS, config)
+    fault(sim)
+    return sim, g
+
+
+def test_swim_config_is_checked():
+    with pytest.raises(ValueError, match="ping_timeout_s"):
+        SwimConfig(period_s=1.0, ping_timeout_s=0.5)
+    with pytest.raises(ValueError, match="k must be"):
+        SwimGroup(Simulation(seed=1), ["a", "b", "c"], SwimConfig(k=3))
+
+
+def test_swim_declares_a_crash_failed_within_the_bound():
+    # A prober's randomised round robin reaches every member within 2(n-1) - 1 periods (§4.3), the suspicion
+    # is raised at the end of that period, and confirmed suspicion_periods x T later: worst case
+    # T x (2(n-1) + suspicion_periods) after the crash. The mean first suspicion is about e/(e-1) T (§3.1: the
+    # chance that nobody probes a member in a period is (1 - 1/(n-1))^(n-1) ~ 1/e) plus up to one period
+    # for the end of the probing period.
+    c = SwimConfig(period_s=1.0, suspicion_periods=3.0)
+    n = len(MEMBERS)
+    sus, fail = [], []
+    for seed in range(12):
+        sim, g = _swim(seed, c, lambda sim: sim.faults.crash(10.0, "m3"))
+        sim.run(until=10.0 + c.period_s * (2 * (n - 1) + c.suspicion_periods) + 6 * math.log2(n))
+        fs, ff = g.first("m3", "suspect", 10.0), g.first("m3", "failed", 10.0)
+        assert ff - 10.0 <= c.period_s * (2 * (n - 1) + c.suspicion_periods)
+        assert ff - fs == pytest.approx(c.suspicion_periods * c.period_s, abs=1e-6)  # unrefuted suspicion
+        # dissemination: every live member has learnt it (infection-style, O(log n) periods)
+        assert all(g.view(o, "m3") == "failed" for o in MEMBERS if o != "m3")
+        # and nobody alive was ever suspected
+        assert not [e for e in g.events if e[2] != "m3" and e[3] != "alive"]
+        sus.append(fs - 10.0)
+        fail.append(ff - 10.0)
+    assert sum(sus) / len(sus) <= c.period_s * (math.e / (math.e - 1) + 1)
+
+
+def test_swim_indirect_probes_save_a_member_behind_one_way_loss():
+    def cut(sim):
+        sim.faults.one_way(5.0, ["m0"], ["m3"])  # m0's pings never reach m3; everyone else's do
+
+    for k, susp, declared in ((3, 3.0, False), (3, 0.0, False), (0, 0.0, True)):
+        sim, g = _swim(1, SwimConfig(k=k, suspicion_periods=susp), cut)
+        sim.run(until=40.0)
+        failed = [e for e in g.events if e[3] == "failed"]
+        if declared:  # a direct-only detector declares the live m3 dead (and gossips it to everyone)
+            assert any(e[1] == "m0" and e[2] == "m3" for e in failed)
+        else:  # k other members ping m3 for m0 and relay its ack: no suspicion at all
+            assert not [e for e in g.events if e[3] != "alive"]
+
+
+def test_swim_suspicion_lets_a_paused_member_refute():
+    # A 2 s pause (GC-like): with no suspicion period the member is declared failed; with 3 periods it
+    # hears the suspicion after the pause and refutes it with a higher incarnation.
+    def pause(sim):
+        sim.faults.pause(10.0, "m3", 2.0)
+
+    for susp, declared in ((0.0, True), (3.0, False)):
+        sim, g = _swim(2, SwimConfig(suspicion_periods=susp), pause)
+        sim.run(until=30.0)
+        assert (g.first("m3", "failed") < math.inf) == declared
+        if not declared:
+            assert any(e[2] == "m3" and e[3] == "alive" and e[4] >= 1 for e in g.events)  # the refutation
