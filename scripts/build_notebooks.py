@@ -453,6 +453,72 @@ model converges."""),
 ]
 
 
+NB06 = [
+    ("md", """# 06 · Observability: traces, logs, SLOs and "explain this request"
+
+In production you see a distributed system through what it records: traces (one span per RPC,
+linked by a trace id), structured logs carrying that id, RED dashboards per service, and SLO
+alerts on the error budget. A simulator records the whole causal story of every request, so we
+can ask which of these views actually points at a failure's cause. Each section runs one
+experiment (the function `splitbrain run NAME` calls); the last one tells one request's story."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.runner import quick_mode
+QUICK = quick_mode()"""),
+    *_lesson("retry_amplification", """## 1. Retries at every layer, measured with traces
+
+A four-layer chain whose bottom service is down for a while; every layer retries 3 times, or only
+the top one, or the top one under a retry budget. Every RPC attempt is a span, so the calls that
+reach the bottom per user request are counted in each request's trace.""",
+             """Retries compose multiplicatively: a^L calls reach the failed service per user request
+(3^4 = 81). Retry at one layer, and a retry budget keeps even that near 1x once the outage shows."""),
+    *_lesson("slo_burn_alerts", """## 2. SLO burn-rate alerts
+
+A fast-burn outage, a slow-burn partial degradation and a short harmless spike, against
+single-window threshold alerts and the SRE Workbook's multiwindow, multi-burn-rate alerts.""",
+             """A single window must choose between paging late and paging on noise. Pairing a long window
+(is the budget really burning?) with a short one (is it still burning?) pages fast on the outage,
+still catches the slow burn, resets soon after recovery and stays quiet for the spike."""),
+    *_lesson("debugging_with_traces", """## 3. Debugging a cascading failure with traces
+
+Five services, api -> orders -> {inventory -> db, pricing}. The db turns slow; inventory's calls to
+it time out, and the failure climbs the graph. What do the per-service RED dashboards show, and
+what do the traces show?""",
+             """The dashboards show the blast radius, not the cause: api, orders, inventory and db all
+error and are slow at once — the api, at the top, looks worst. In every failed trace the span with
+the largest self time is the call to the db. And the logs: finding one failed request's lines by
+timestamp means reading every service's lines from a dozen interleaved requests; its trace id
+selects exactly its own."""),
+    ("md", """## 4. Explain one request
+
+`splitbrain explain RUN --worst 3` reads a run folder; the same functions work on the frames a
+run returns. Here: the slowest request of the debugging run above, in words and as a waterfall
+(network, queueing and service time per span; the fault active on its path shaded)."""),
+    ("code", """from simulator.observe.explain import pick_traces, story, waterfall
+
+worst = pick_traces(res["spans"], res["requests"], worst=3)
+print(story(res["spans"], worst[0], res["faults"]))
+waterfall(res["spans"], worst[0], res["faults"])
+plt.show()"""),
+    ("md", """The story walks the trace from the client down: every hop adds a little network and
+service time, and the time sits in the db's span (queueing behind its slow workers, then cut off by
+inventory's timeout) while the db's slowdown is shown as the fault active on that path."""),
+    ("code", """import logging, tempfile
+from pathlib import Path
+from simulator.observe import logs
+
+path = Path(tempfile.mkdtemp()) / "logs.jsonl"
+h = logs.attach_json_log(path)
+logs.emit_span_logs(res["spans"], seed=1)
+logs.detach(h)
+lines = logs.read_json_log(path)
+tid = logs.trace_hex(1, worst[0])
+lines[lines["trace_id"] == tid]"""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -465,7 +531,7 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
 
 NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
              "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,
-             "05_transactions.ipynb": NB05}
+             "05_transactions.ipynb": NB05, "06_observability.ipynb": NB06}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
