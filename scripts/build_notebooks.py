@@ -519,6 +519,88 @@ lines[lines["trace_id"] == tid]"""),
 ]
 
 
+NB07 = [
+    ("md", """# 07 · Architecture: anti-patterns, caching, coordination, queues and deploys
+
+The lessons a distributed-systems architect teaches after the patterns: how a microservice
+design can be worse than the monolith it replaced (synchronous chains, chatty calls, a shared
+database), how caches keep users served through an outage (and how they stampede the origin),
+how nodes decide that another node is dead and how a lock stays safe when they are wrong, which
+queue discipline survives a retry storm, and what a rolling deploy does to users. Each section
+runs one experiment — the same function `splitbrain run NAME` calls — on its quick parameters
+in CI; arms share their random streams, so their difference is the design, not the noise."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+import matplotlib.pyplot as plt
+from simulator.runner import quick_mode
+QUICK = quick_mode()"""),
+    *_lesson("distributed_monolith", """## 1. The distributed monolith
+
+The same k steps as a synchronous chain of services, or as asynchronous hand-offs through a
+queue, with every service crashing and recovering independently.""",
+             """Availabilities multiply along a synchronous chain (a^k) and latencies add up; with
+asynchronous hand-offs the user-facing path depends on one service, and the others' outages
+become delay instead of errors — the user is told "done" before the work is."""),
+    *_lesson("chatty_services", """## 2. Chatty services
+
+One user operation needing N sequential calls over the WAN, vs one composed call to a
+backend-for-frontend, vs a cache in front of it.""",
+             """The chatty operation costs N round trips, mean and tail; a composed call pays one
+WAN round trip plus the slowest of N cheap LAN calls. A cache mostly spares the backends."""),
+    *_lesson("shared_database", """## 3. The shared database
+
+Two services on one database connection pool; one of them spikes.""",
+             """With a shared pool the quiet service's queries wait behind the spike and time out,
+although nothing changed for it. A database each, or a per-service cap on the pool, confines the
+overload to the service that caused it."""),
+    *_lesson("graceful_degradation", """## 4. Graceful degradation through a dependency outage
+
+Caching policies in front of an origin that hangs for a while: plain TTL, stale-while-revalidate,
+stale-if-error, default responses.""",
+             """Stale-if-error keeps serving every key that was cached, buying availability with
+staleness bounded by ttl + stale-if-error; a default answers the cold keys. "Available" then means
+"degraded" — a product decision."""),
+    *_lesson("cache_stampede", """## 5. The cache stampede
+
+Hot keys expiring together; with and without jittered TTLs, request coalescing (single flight)
+and probabilistic early expiration.""",
+             """Each expiry of a key read at rate λ costs 1 + λL origin calls without coalescing,
+and the burst makes L grow. Jitter desynchronises the keys; coalescing makes it one call per key
+per expiry."""),
+    *_lesson("failure_detectors", """## 6. Failure detectors
+
+A fixed heartbeat timeout and the phi-accrual detector, over a range of thresholds, under
+latency jitter, loss and GC-like pauses. (SWIM — direct and indirect probes with suspicion — is
+`models.coordination.swim`; its tests show indirect probes saving a member that one prober
+cannot reach.)""",
+             """Every detector trades detection time for false positives; the knob that matters is
+how long a silence you tolerate."""),
+    *_lesson("fencing_tokens", """## 7. Leases and fencing tokens
+
+A client pauses past its lease, another takes the lock, the first wakes and writes.""",
+             """A lease alone is not mutual exclusion: fencing tokens make the storage refuse the
+stale holder's write. Leases also assume bounded clock drift: keep a margin of |drift| x TTL."""),
+    *_lesson("queue_discipline", """## 8. Queue disciplines and the retry storm
+
+The metastable retry storm under FIFO, adaptive LIFO, CoDel and deadline dropping.""",
+             """Under FIFO the storm outlives the spike; adaptive LIFO serves the clients still
+waiting, CoDel and deadline dropping shed the stale head — each recovers, at its own cost in tail
+latency."""),
+    *_lesson("rolling_deploy", """## 9. Rolling deploys
+
+A service rolled from v1 to v2 one instance at a time behind a load balancer, with clients of
+both versions: an additive change, a breaking one (a renamed field), and a deploy without a
+readiness check.""",
+             """Both versions serve at once during a rollout. An additive change costs nothing; a
+breaking one fails every mismatched (client, instance) pair — (1 − c) f + c (1 − f) of the
+requests with a fraction f of instances on v2 and c of v2 clients — so errors climb with the
+rollout's progress. Without a readiness check, each new instance takes its share of traffic while
+cold, and those requests time out or crawl; expand-and-contract (add the new field, migrate the
+clients, then remove the old one) makes every step of the rollout compatible."""),
+]
+
+
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -531,7 +613,8 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
 
 NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
              "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,
-             "05_transactions.ipynb": NB05, "06_observability.ipynb": NB06}
+             "05_transactions.ipynb": NB05, "06_observability.ipynb": NB06,
+             "07_architecture.ipynb": NB07}
 
 if __name__ == "__main__":
     for name, cells in NOTEBOOKS.items():
