@@ -70,8 +70,14 @@ def _ms(x: float) -> str:
 
 
 def _parts(r) -> dict[str, float]:
-    return {"network out": r.arrive - r.start, "queueing": r.served - r.arrive, "service": r.replied - r.served,
-            "network back": r.end - r.replied}
+    # A caller that timed out before the server replied saw no reply: its span ends at the timeout,
+    # so the server-side parts are cut at the span's end and there is no "network back".
+    end = r.end
+    cut = (lambda t: min(t, end)) if end == end else (lambda t: t)
+    served, replied = cut(r.served), cut(r.replied)
+    back = end - r.replied if (end == end and r.replied == r.replied and r.replied <= end) else math.nan
+    return {"network out": cut(r.arrive) - r.start, "queueing": served - cut(r.arrive), "service": replied - served,
+            "network back": back}
 
 
 def _faults_on(r, faults: pd.DataFrame | None) -> str:
