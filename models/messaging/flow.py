@@ -28,7 +28,7 @@ from simulator import NO_REPLY, Distribution
 from simulator.history.delivery import DeliveryLog
 
 from .consumer import ConsumerConfig, HandlerConfig
-from .queue import CHANGE_VISIBILITY, DELETE, RECEIVE, SEND
+from .queue import CHANGE_VISIBILITY, DELETE, SEND, receive_once
 
 if TYPE_CHECKING:
     from simulator import Message, Simulation
@@ -139,20 +139,10 @@ class QueueRelay:
             self._poll()
 
     def _poll(self) -> None:
-        c, node = self.config, self.node
-        if not node.up:
-            return
-
-        def got(outcome: str, value) -> None:
-            if outcome != "ok":
-                node.after(c.idle_backoff_s, self._poll)
-            elif not value:
-                self._poll()
-            else:
-                self._handle(list(value), 0)
-
-        node.call(self.broker, RECEIVE, (self.source, c.max_messages, c.wait_s, c.visibility_s),
-                  c.wait_s + c.rpc_timeout_s, got)
+        c = self.config
+        receive_once(self.node, self.broker, self.source, lambda batch: self._handle(batch, 0), self._poll,
+                     max_messages=c.max_messages, wait_s=c.wait_s, visibility_s=c.visibility_s,
+                     rpc_timeout_s=c.rpc_timeout_s, backoff_s=c.idle_backoff_s)
 
     def _handle(self, batch: list, i: int) -> None:
         if i >= len(batch):

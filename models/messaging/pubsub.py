@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from simulator import Distribution, Exponential, RpcError
 
-from .queue import DELETE, RECEIVE, SEND, QueueBroker
+from .queue import DELETE, RECEIVE, SEND, QueueBroker, receive_once
 
 if TYPE_CHECKING:
     from simulator import Message, Simulation
@@ -86,19 +86,13 @@ class Responder:
 
     def _poll(self) -> None:
         node = self.node
-        if not node.up:
-            return
 
-        def got(outcome: str, value) -> None:
-            if outcome != "ok":
-                node.after(0.1, self._poll)
-            elif not value:
-                self._poll()
-            else:
-                receipt, msg_id, group, body = value[0][:4]
-                node.after(self._service() * node.slow_factor, lambda: self._reply(receipt, msg_id, group, body))
+        def handle(batch: list) -> None:
+            receipt, msg_id, group, body = batch[0][:4]
+            node.after(self._service() * node.slow_factor, lambda: self._reply(receipt, msg_id, group, body))
 
-        node.call(self.broker, RECEIVE, (self.queue, 1, self.wait_s, None), self.wait_s + self.rpc_timeout_s, got)
+        receive_once(node, self.broker, self.queue, handle, self._poll, wait_s=self.wait_s,
+                     rpc_timeout_s=self.rpc_timeout_s, backoff_s=0.1)
 
     def _reply(self, receipt, msg_id, group, body) -> None:
         reply_to, corr, _payload = body

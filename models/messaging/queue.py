@@ -391,3 +391,27 @@ class QueueBroker:
 
     def counters(self, queue: str) -> dict[str, int]:
         return dict(self.queues[queue].counters)
+
+
+def receive_once(node, broker: str, queue: str, handle, again, *, max_messages: int = 1, wait_s: float = 20.0,
+                 visibility_s: float | None = None, rpc_timeout_s: float = 1.0, backoff_s: float = 0.1,
+                 empty_delay_s: float | None = None) -> None:
+    """One long-poll receive on ``queue`` — the step of every consumer loop: a non-empty batch
+    goes to ``handle(batch)`` (which calls ``again()`` when it is done), an empty answer calls
+    ``again()`` (after ``empty_delay_s`` if given), a failed receive calls it after
+    ``backoff_s``. A crashed node does nothing (its recovery hook restarts the loop)."""
+    if not node.up:
+        return
+
+    def got(outcome: str, value) -> None:
+        if outcome != "ok":
+            node.after(backoff_s, again)
+        elif not value:
+            if empty_delay_s is None:
+                again()
+            else:
+                node.after(empty_delay_s, again)
+        else:
+            handle(list(value))
+
+    node.call(broker, RECEIVE, (queue, max_messages, wait_s, visibility_s), wait_s + rpc_timeout_s, got)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.messaging import QueueBroker, QueueConfig
-from models.messaging.queue import DELETE, RECEIVE, SEND
+from models.messaging.queue import DELETE, SEND, receive_once
 from simulator import Message
 
 from .local import LocalStore
@@ -78,17 +78,9 @@ class _Subscriber:
         chor.sim.at(0.0, self._poll)
 
     def _poll(self) -> None:
-        node = self.node
-        if not node.up:
-            return
-
-        def got(outcome: str, value: Any) -> None:
-            if outcome != "ok" or not value:
-                node.after(0.05 if outcome != "ok" else 0.0, self._poll)
-                return
-            self._next(list(value))
-
-        node.call(self.chor.broker, RECEIVE, (queue_of(self.service), 10, 1.0, self.chor.visibility_s), 2.0, got)
+        receive_once(self.node, self.chor.broker, queue_of(self.service), self._next, self._poll, max_messages=10,
+                     wait_s=1.0, visibility_s=self.chor.visibility_s, rpc_timeout_s=1.0, backoff_s=0.05,
+                     empty_delay_s=0.0)
 
     def _next(self, batch: list) -> None:
         if not batch:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.messaging import QueueBroker, QueueConfig
-from models.messaging.queue import DELETE, RECEIVE, SEND
+from models.messaging.queue import DELETE, SEND, receive_once
 from simulator import Exponential, Message
 
 from .eventsourcing import Event, EventStore
@@ -133,17 +133,8 @@ class Projector:
         return None if row is None else row["version"]
 
     def _poll(self) -> None:
-        node = self.node
-        if not node.up:
-            return
-
-        def got(outcome: str, value: Any) -> None:
-            if outcome != "ok" or not value:
-                node.after(0.05 if outcome != "ok" else 0.0, self._poll)
-                return
-            self._handle(list(value))
-
-        node.call(self.broker, RECEIVE, (QUEUE, self.batch, 1.0, self.visibility_s), 2.0, got)
+        receive_once(self.node, self.broker, QUEUE, self._handle, self._poll, max_messages=self.batch, wait_s=1.0,
+                     visibility_s=self.visibility_s, rpc_timeout_s=1.0, backoff_s=0.05, empty_delay_s=0.0)
 
     def _handle(self, batch: list) -> None:
         node = self.node

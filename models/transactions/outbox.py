@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.messaging import QueueBroker, QueueConfig
-from models.messaging.queue import DELETE, RECEIVE, SEND
+from models.messaging.queue import DELETE, SEND, receive_once
 from simulator import NO_REPLY, Exponential, Message
 
 from .local import LocalStore
@@ -188,16 +188,11 @@ class EventConsumer:
 
     def _poll(self) -> None:
         node = self.node
-        if not node.up:
-            return
-
-        def got(outcome: str, value: Any) -> None:
-            if outcome != "ok" or not value:
-                node.after(0.05 if outcome != "ok" else 0.0, self._poll)
-                return
-            node.after(self.service * len(value) * node.slow_factor, lambda: self._handle(list(value)))
-
-        node.call(self.broker, RECEIVE, (QUEUE, 10, 1.0, self.visibility_s), 2.0, got)
+        receive_once(node, self.broker, QUEUE,
+                     lambda batch: node.after(self.service * len(batch) * node.slow_factor,
+                                              lambda: self._handle(batch)),
+                     self._poll, max_messages=10, wait_s=1.0, visibility_s=self.visibility_s, rpc_timeout_s=1.0,
+                     backoff_s=0.05, empty_delay_s=0.0)
 
     def _handle(self, batch: list) -> None:
         for receipt, _mid, _g, oid, _count, _sent in batch:
