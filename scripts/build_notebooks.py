@@ -131,6 +131,235 @@ latency_percentiles(df, by="target")"""),
 ]
 
 
+NB01_EXERCISES = [
+    ("md", """## Exercises: predict, then run
+
+Write your answer in each `prediction = …` cell *before* running the cell after it. The cells
+ship with reference answers so the notebook runs top to bottom; replace them with your own.
+
+### Exercise 1 · Loss and retries
+
+Each message (request or reply) is lost with probability 10%, independently. The client
+times out and retries, **3 attempts** in all. **What fraction of requests still fail?**"""),
+    ("code", """prediction = 0.0069   # <- your answer: fraction of requests that fail after 3 attempts"""),
+    ("code", """from models.resilience.retry import RetryPolicy
+sim = Simulation(seed=11)
+sim.network(latency=LogNormal(median=0.002, sigma=0.5), loss=0.10)
+sim.node("server").serve("get", service=Exponential(0.004), workers=64)
+PoissonClient(sim, "client", ["server"], rate=2000, timeout_s=0.1, stop_at=3.0 if QUICK else 20.0,
+              retry=RetryPolicy(max_attempts=3, backoff="fixed", base_s=0.01, cap_s=0.01))
+sim.run(until=5.0 if QUICK else 22.0)
+df = sim.metrics.requests()
+measured = float((df.outcome != "ok").mean())
+per_attempt = 1 - (1 - 0.10) ** 2                  # the request or the reply is lost
+closed_form = per_attempt ** 3                     # all three attempts fail
+se = (closed_form * (1 - closed_form) / len(df)) ** 0.5
+print(f"{len(df)} requests · your prediction {prediction:.4f} · measured {measured:.4f} (± {2 * se:.4f}) "
+      f"· closed form {closed_form:.4f}")
+assert abs(measured - closed_form) < 4 * se + 1e-3, "simulation and closed form disagree: please report a bug"
+assert abs(prediction - closed_form) <= 0.25 * closed_form, (
+    f"not quite: {prediction} vs {closed_form:.4f}. One attempt fails if the request OR the reply is lost: "
+    f"1 - 0.9**2 = {per_attempt:.2f} (not 0.10). Retries are independent here, so all three fail with "
+    f"{per_attempt:.2f}**3 = {closed_form:.4f}. With 1% loss the same formula gives {(1 - 0.99**2)**3:.1e}: "
+    "retries make independent loss vanish — but not a partition (next exercise).")"""),
+    ("md", """### Exercise 2 · Retries against a partition
+
+Back to `kernel_demo`: during the split the minority client reaches only 1 of the 3 servers,
+and each attempt picks a server at random. With **5 attempts** instead of 3, **what fraction
+of the minority client's requests succeed during the partition?**"""),
+    ("code", """prediction = 0.868   # <- your answer: minority availability during the partition, 5 attempts"""),
+    ("code", """import dataclasses
+p5 = dataclasses.replace(kernel_demo.QUICK if QUICK else kernel_demo.Params(), max_attempts=5)
+df = kernel_demo.run(p5, seed=1)["requests"]
+part = df[(df.start > p5.partition_at) & (df.start < p5.heal_at - 0.3) & (df.client == "client_a")]
+measured = float((part.outcome == "ok").mean())
+closed_form = 1 - (2 / 3) ** 5                     # fails only if all 5 picks land across the split
+se = (closed_form * (1 - closed_form) / len(part)) ** 0.5
+print(f"{len(part)} requests · your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) "
+      f"· closed form {closed_form:.3f}")
+assert abs(measured - closed_form) < 4 * se + 0.02, "simulation and closed form disagree: please report a bug"
+assert abs(prediction - closed_form) < 0.05, (
+    f"not quite: {prediction} vs {closed_form:.3f}. Each attempt succeeds only if it picks s0 (1 in 3); "
+    f"all 5 miss with (2/3)**5 = {(2/3)**5:.3f}. Retries help a random load balancer, but they cannot make "
+    "the partition go away: a client pinned to an unreachable server would see 0% whatever the retry count.")"""),
+    ("md", """### Exercise 3 · How far does a clock drift?
+
+A node's clock runs fast by **100 ppm** (parts per million) and is never synchronised. **How many
+milliseconds ahead of true time is it after 10 s?** (Compare with the free-running curve above.)"""),
+    ("code", """prediction = 1.0   # <- your answer in ms"""),
+    ("code", """sim = Simulation(seed=1)
+free = sim.node("free-running", clock=dict(drift_ppm=100))
+sim.run(until=10)
+measured = free.clock.error() * 1e3
+closed_form = 100e-6 * 10 * 1e3                    # drift (s per s) x elapsed (s), in ms
+print(f"your prediction {prediction} ms · measured {measured:.4f} ms · closed form {closed_form:.4f} ms")
+assert abs(measured - closed_form) < 1e-6, "the clock model disagrees with drift x time: please report a bug"
+assert abs(prediction - closed_form) < 0.05, (
+    f"not quite: {prediction} ms vs {closed_form} ms. 100 ppm = 100 µs gained per second; 10 s -> 1 ms. "
+    "Small, but two such clocks drifting in opposite directions disagree by 2 ms after 10 s and by 17 s "
+    "per day — longer than any lease or token expiry leeway you would choose (notebook 03).")"""),
+    ("md", """## Explore
+
+Change `kernel_demo`'s parameters with controls (needs `pip install ipywidgets` in Jupyter):"""),
+    ("code", """from simulator.runner.widgets import explore
+explore(kernel_demo)"""),
+]
+
+NB03_EXERCISES = [
+    ("md", """## Exercises: predict, then run
+
+Write your answer in each `prediction = …` cell before running the check after it (the cells
+ship with reference answers so the notebook runs top to bottom).
+
+### Exercise 1 · How stale right after a write?
+
+N = 3 replicas, **R = W = 1**. The write commits as soon as one replica has it; a read sent at
+the same instant returns the first replica that answers. Assume the acknowledgement and read
+legs take no time (A, R, S negligible) while the write takes a while to reach the other two.
+**What fraction of reads right after the commit are stale?**"""),
+    ("code", """prediction = 2 / 3   # <- your answer: fraction of reads at t = 0 that miss the write"""),
+    ("code", """from simulator import Simulation, Exponential
+from models.replication.pbs import wars_thresholds, wars_streams, p_consistent, miss_probability
+trials = 20_000 if QUICK else 500_000
+T = wars_thresholds({"W": Exponential(0.010), "A": 0.0, "R": 0.0, "S": 0.0}, 3, 1, 1, trials,
+                    wars_streams(Simulation(seed=1)))
+measured = 1 - float(p_consistent(T, [0.0])[0])
+closed_form = miss_probability(3, 1, 1)            # C(N-W, R) / C(N, R) = C(2,1) / C(3,1)
+se = (closed_form * (1 - closed_form) / trials) ** 0.5
+print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+assert abs(measured - closed_form) < 4 * se, "the WARS Monte Carlo disagrees with C(2,1)/C(3,1): please report a bug"
+assert abs(prediction - closed_form) < 0.03, (
+    f"not quite: {prediction} vs {closed_form:.3f}. At commit exactly W = 1 replica has the write; the read asks "
+    "R = 1 replica, a random one of 3, so it misses with C(N-W, R)/C(N, R) = 2/3. The PBS figure above is far "
+    "kinder because real A, R and S legs give the write time to spread before the read arrives.")"""),
+    ("md", """### Exercise 2 · k-staleness
+
+Same store (N = 3, R = W = 1, each write and each read to random replicas). Two writes
+commit one after the other, then a read. **What is the probability the read returns one of
+the last two versions** (not the value from before both writes)?"""),
+    ("code", """prediction = 5 / 9   # <- your answer: P(read returns one of the last 2 versions)"""),
+    ("code", """from models.replication.pbs import des_k_staleness, k_staleness
+trials = 2_000 if QUICK else 20_000
+within = des_k_staleness(3, 1, 1, k=2, trials=trials, seed=1)   # on the simulator kernel
+measured = float(within.mean())
+closed_form = k_staleness(3, 1, 1, 2)              # 1 - (C(2,1)/C(3,1))**2
+se = (closed_form * (1 - closed_form) / trials) ** 0.5
+print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+assert abs(measured - closed_form) < 4 * se, "the kernel run disagrees with 1 - (2/3)**2: please report a bug"
+assert abs(prediction - closed_form) < 0.03, (
+    f"not quite: {prediction} vs {closed_form:.3f}. The read misses both writes only if it misses each "
+    f"(2/3 each, independently): 1 - (2/3)**2 = 5/9. Bailis et al. call this k-staleness: each older version "
+    "multiplies the miss probability by C(N-W,R)/C(N,R) again.")"""),
+    ("md", """### Exercise 3 · When is a partial quorum safe?
+
+Five replicas. Setting A: **N = 5, R = 2, W = 4**; setting B: **N = 5, R = 2, W = 3**. Under the
+same workload, **what fraction of setting A's reads are stale?** (Then look at B.)"""),
+    ("code", """prediction = 0.0   # <- your answer: stale-read rate of 5-2-4"""),
+    ("code", """import dataclasses
+from experiments import pacelc
+from models.replication.pbs import miss_probability
+pq = dataclasses.replace(pacelc.QUICK if QUICK else pacelc.Params(), settings=("5-2-4", "5-2-3"))
+qs = pacelc.run(pq, seed=1)["summary"].set_index("setting")
+measured = float(qs.loc["5-2-4", "stale_read_rate"])
+closed_form = miss_probability(5, 2, 4)            # R + W > N: every read quorum meets every write quorum
+print(qs[["stale_read_rate", "reads", "mean_latency_s"]])
+print(f"your prediction {prediction} · measured {measured} · closed form {closed_form} · "
+      f"5-2-3 at worst (read racing the write) {miss_probability(5, 2, 3):.2f}")
+assert measured == closed_form == 0.0, "R + W > N returned a stale read: please report a bug"
+assert prediction == closed_form, (
+    f"not quite: {prediction} vs {closed_form}. With R + W = 6 > N = 5, any 2 replicas read overlap any 4 written, "
+    "so a read always reaches a replica with the latest committed write: 0 stale reads, at every t. 5-2-3 "
+    "(R + W = N) can miss with probability C(2,2)/C(5,2) = 0.1 for a read racing a write; it measures lower "
+    "because most reads start after the write has reached every replica — PBS, not a guarantee.")"""),
+]
+
+KERNEL_TOUR += NB01_EXERCISES
+
+
+NB00 = [
+    ("md", """# 00 · Start here: a course in distributed thinking
+
+**Who this is for.** Engineers who build or operate services that talk over a network —
+backend developers, SREs, students who have read about CAP and want to *see* it. You need
+Python and curiosity; no distributed-systems background is assumed.
+
+**How it works.** Every notebook runs a deterministic simulator: nodes, a lossy network,
+clocks that drift, partitions, crashes. You break a small system on purpose and measure what
+its clients see. Each notebook has *predict, then run* exercises: you write down a number
+before the simulation runs, then compare it with the measurement and, where one exists, the
+closed form. Being wrong is the point — the gap is where the lesson is.
+
+## The path (about 20–40 minutes each)
+
+| # | notebook | you will be able to reason about |
+|---|----------|----------------------------------|
+| 01 | `01_kernel_tour` | loss, timeouts and retries; clocks; availability per side of a partition; latency tails |
+| 02 | `02_resilience` | timeouts, retries with backoff and jitter, circuit breakers, bulkheads, load balancing |
+| 03 | `03_cap_tradeoffs` | CAP, PACELC, the consistency ladder; quorums and staleness; clock skew; Raft; CRDTs |
+| 04 | `04_messaging` | queue or HTTP call; visibility timeouts, poison messages; delivery semantics; acks; rebalances |
+| 05 | `05_transactions` | 2PC or sagas; orchestration or choreography; idempotency keys; outbox; event sourcing; CQRS |
+| 06 | `06_observability` | traces, structured logs, SLOs and burn rates; explaining one slow request |
+| 07 | `07_architecture` | anti-patterns, caching, coordination, queue disciplines, rolling deploys |
+
+Go in order the first time: later notebooks use words (indeterminate outcome, quorum,
+linearizable) that earlier ones define."""),
+    ("code", """import os
+import matplotlib
+matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
+from simulator import Simulation, Constant, Mixture
+from simulator.runner import quick_mode
+
+QUICK = quick_mode()          # CI runs every notebook with SPLITBRAIN_QUICK=1 (small, fast presets)"""),
+    ("md", """## Warm-up: predict, then run
+
+A backend answers in 5 ms, except 1% of the time when it takes 200 ms (a GC pause, a cold
+cache). A web page fans out to **10** such backends in parallel and waits for all of them.
+
+**What fraction of page loads take 200 ms or more?** Write your answer (a fraction between 0
+and 1) in the next cell, *then* run the cell after it."""),
+    ("code", """prediction = 0.096   # <- your answer: fraction of pages that wait for at least one slow backend"""),
+    ("code", """backend = Mixture([(0.99, Constant(0.005)), (0.01, Constant(0.200))])
+rng = Simulation(seed=1).rng("warmup")          # a named random stream: same seed, same numbers
+pages = 20_000 if QUICK else 200_000
+page_latency = backend.draw(rng, pages * 10).reshape(pages, 10).max(axis=1)
+measured = float((page_latency >= 0.2).mean())
+closed_form = 1 - 0.99 ** 10                       # P(at least one of 10 is slow)
+se = (closed_form * (1 - closed_form) / pages) ** 0.5
+print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+assert abs(measured - closed_form) < 4 * se, "the simulation disagrees with 1 - 0.99**10: please report a bug"
+assert abs(prediction - closed_form) < 0.02, (
+    f"not quite: {prediction} vs {closed_form:.3f}. Each page is fast only if all 10 backends are fast: "
+    f"0.99**10 = {0.99**10:.3f}, so {closed_form:.1%} of pages see the 200 ms tail — ten times the 1% of one "
+    "backend. Fan-out turns a rare tail into a common one (Dean & Barroso, 'The Tail at Scale').")"""),
+    ("md", """## Explore any experiment with controls
+
+Every experiment declares its parameters once (type, unit, allowed range). `explore` turns
+that declaration into sliders and drop-downs with a **Run** button that reruns the experiment
+and redraws its figure. It needs `ipywidgets` in a live Jupyter kernel (`pip install
+ipywidgets`); without it, the cell prints how to install it and the notebook carries on."""),
+    ("code", """from experiments import kernel_demo
+from simulator.runner.widgets import explore, controls_spec
+explore(kernel_demo)
+controls_spec(kernel_demo)[:4]   # (name, control, min, max, default): read from kernel_demo.Params"""),
+    ("md", """## Afterwards: run any experiment from the command line
+
+The notebooks call the same functions as the CLI. Once you have finished the course:
+
+```bash
+splitbrain list                                   # every experiment and the question it answers
+splitbrain show kernel_demo                       # its parameters: default, unit, allowed range
+splitbrain run kernel_demo --quick --out /tmp/kd  # a small run: summary, figures, raw CSVs
+splitbrain run kernel_demo --param loss=0.05 --param max_attempts=1 --out /tmp/kd2
+splitbrain validate                               # reproductions of published numbers
+```
+
+Tuples are written `a:b:c` (`--param clients=10:50:100`). Every run writes its parameters
+and seed next to its results, so you can rerun it exactly.
+
+**Next:** open `01_kernel_tour.ipynb`."""),
+]
+
+
 def _lesson(mod: str, intro: str, after: str) -> list[tuple[str, str]]:
     return [("md", intro),
             ("code", f"""from experiments import {mod}
@@ -301,6 +530,9 @@ tp = tok.QUICK if QUICK else tok.Params()
 tok.plot(tok.run(tp, seed=1), tp)
 plt.show()"""),
 ]
+
+
+CAP += NB03_EXERCISES
 
 
 NB04 = [
@@ -611,7 +843,7 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nbf.write(nb, path)
 
 
-NOTEBOOKS = {"01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
+NOTEBOOKS = {"00_start_here.ipynb": NB00, "01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
              "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,
              "05_transactions.ipynb": NB05, "06_observability.ipynb": NB06,
              "07_architecture.ipynb": NB07}

@@ -1,0 +1,58 @@
+"""Notebook controls are generated from the Params declarations, and degrade without ipywidgets."""
+
+import dataclasses
+import sys
+
+import pytest
+
+from experiments import kernel_demo, pacelc, staleness
+from simulator.runner.params import spec_of
+from simulator.runner.widgets import controls_spec, explore, read_values
+
+
+def _spec(mod, name):
+    return next(spec_of(f) for f in dataclasses.fields(mod.Params) if f.name == name)
+
+
+@pytest.mark.parametrize("mod", [kernel_demo, pacelc, staleness], ids=lambda m: m.__name__)
+def test_every_control_matches_its_declared_range(mod):
+    rows = controls_spec(mod)
+    assert [r[0] for r in rows] == [f.name for f in dataclasses.fields(mod.Params)]
+    for name, kind, lo, hi, default in rows:
+        s = _spec(mod, name)
+        if kind.endswith(("_slider", "_text")) and kind != "text":
+            assert lo == (s.ge if s.ge is not None else s.gt), name
+            assert hi == (s.le if s.le is not None else s.lt), name
+            assert (kind.endswith("_slider")) == (lo is not None and hi is not None), name
+            assert default == getattr(mod.QUICK, name)
+            assert (lo is None or default >= lo) and (hi is None or default <= hi), name
+        elif kind == "dropdown":
+            assert default in s.choices
+        # every default read back through the control path rebuilds the quick preset unchanged
+    assert read_values(mod, {r[0]: r[4] for r in rows}) == mod.QUICK
+
+
+def test_specific_kinds():
+    rows = {r[0]: r for r in controls_spec(kernel_demo)}
+    assert rows["loss"] == ("loss", "float_slider", 0, 1, 0.01)
+    assert rows["max_attempts"] == ("max_attempts", "int_slider", 1, 100, 3)
+    assert rows["partition_at"][1:4] == ("float_text", 0, None)  # unbounded above: a bounded text box
+    srows = {r[0]: r for r in controls_spec(staleness)}
+    assert srows["engine"][1] == "dropdown" and srows["engine"][4] == "vectorised"
+    assert srows["settings"] == ("settings", "text", None, None, "3-1-1:3-2-2")  # CLI syntax
+    assert srows["lambda_ars"][1:4] == ("float_slider", 0, 1000)
+    assert {r[0]: r for r in controls_spec(pacelc)}["write_ratio"][1:4] == ("float_slider", 0, 1)
+
+
+def test_text_controls_parse_like_the_cli_and_name_bad_values():
+    p = read_values(staleness, {"settings": "3-1-1:3-3-3", "t_ms": "0:1"})
+    assert p.settings == ("3-1-1", "3-3-3") and p.t_ms == (0.0, 1.0)
+    with pytest.raises(ValueError, match="loss"):
+        read_values(kernel_demo, {"loss": 1.5})
+
+
+def test_explore_returns_none_without_ipywidgets(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # makes `import ipywidgets` raise ImportError
+    assert explore(kernel_demo) is None
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "pip install ipywidgets" in out[0]
