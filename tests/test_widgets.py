@@ -23,7 +23,8 @@ def test_every_control_matches_its_declared_range(mod):
         if kind.endswith(("_slider", "_text")) and kind != "text":
             assert lo == (s.ge if s.ge is not None else s.gt), name
             assert hi == (s.le if s.le is not None else s.lt), name
-            assert (kind.endswith("_slider")) == (lo is not None and hi is not None), name
+            if lo is None or hi is None:
+                assert kind.endswith("_text"), name
             assert default == getattr(mod.QUICK, name)
             assert (lo is None or default >= lo) and (hi is None or default <= hi), name
         elif kind == "dropdown":
@@ -37,6 +38,7 @@ def test_specific_kinds():
     assert rows["loss"] == ("loss", "float_slider", 0, 1, 0.01)
     assert rows["max_attempts"] == ("max_attempts", "int_slider", 1, 100, 3)
     assert rows["partition_at"][1:4] == ("float_text", 0, None)  # unbounded above: a bounded text box
+    assert rows["duration_s"][1:4] == ("float_text", 0, 86_400)  # 0..86400 s is too wide a slider for 6 s
     srows = {r[0]: r for r in controls_spec(staleness)}
     assert srows["engine"][1] == "dropdown" and srows["engine"][4] == "vectorised"
     assert srows["settings"] == ("settings", "text", None, None, "3-1-1:3-2-2")  # CLI syntax
@@ -56,3 +58,30 @@ def test_explore_returns_none_without_ipywidgets(monkeypatch, capsys):
     assert explore(kernel_demo) is None
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "pip install ipywidgets" in out[0]
+
+
+def test_explore_builds_one_control_per_field_with_a_front_end(monkeypatch):
+    """The widget path runs against a stand-in ipywidgets (the real one is optional)."""
+    import types
+
+    made = []
+
+    def widget(kind):
+        def make(**kw):
+            made.append((kind, kw))
+            return types.SimpleNamespace(kind=kind, on_click=lambda f: None, **kw)
+        return make
+
+    fake = types.ModuleType("ipywidgets")
+    for k in ("FloatSlider", "IntSlider", "BoundedFloatText", "BoundedIntText", "Dropdown", "Checkbox", "Text",
+              "Button", "Output", "Layout"):
+        setattr(fake, k, widget(k))
+    fake.VBox = lambda children: types.SimpleNamespace(children=children)
+    monkeypatch.setitem(sys.modules, "ipywidgets", fake)
+    monkeypatch.setattr("simulator.runner.widgets._has_front_end", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    box = explore(staleness)
+    assert box is not None and len(box.children) == len(dataclasses.fields(staleness.Params)) + 3
+    by_name = {kw["description"].split(" ")[0]: (k, kw) for k, kw in made if "description" in kw}
+    assert by_name["engine"][0] == "Dropdown" and by_name["engine"][1]["options"] == ["vectorised", "des"]
+    assert by_name["lambda_ars"][0] == "FloatSlider" and by_name["lambda_ars"][1]["max"] == 1000

@@ -14,6 +14,7 @@ prints one line and returns ``None``: notebooks still run top to bottom with def
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -42,8 +43,9 @@ def _is_tuple(t: Any) -> bool:
 def controls_spec(mod: Any, quick: bool = True) -> list[tuple[str, str, Any, Any, Any]]:
     """One row per field of ``mod.Params``: ``(name, kind, min, max, default)``.
 
-    ``kind`` is ``"float_slider"``/``"int_slider"`` (both bounds declared), ``"float_text"``/
-    ``"int_text"`` (a bound missing: ``min``/``max`` is ``None`` on that side), ``"dropdown"``
+    ``kind`` is ``"float_slider"``/``"int_slider"`` (both bounds declared, range at most 1000x
+    the default), ``"float_text"``/``"int_text"`` (a bound missing — ``min``/``max`` is ``None``
+    on that side — or a range too wide for a slider), ``"dropdown"``
     (``min``/``max`` are ``None``; the choices are in the spec), ``"checkbox"``, or ``"text"``
     (tuples in the CLI syntax, free text). Strict bounds (``gt``/``lt``) are given as the bound
     itself: the Params check refuses the exact value when the learner presses Run. ``default``
@@ -67,11 +69,26 @@ def controls_spec(mod: Any, quick: bool = True) -> list[tuple[str, str, Any, Any
             lo = s.ge if s.ge is not None else s.gt
             hi = s.le if s.le is not None else s.lt
             kind = "int" if t is int else "float"
-            kind += "_slider" if lo is not None and hi is not None else "_text"
+            kind += "_slider" if _slider_fits(lo, hi, v) else "_text"
             rows.append((f.name, kind, lo, hi, v))
         else:
             rows.append((f.name, "text", None, None, v))
     return rows
+
+
+def _slider_fits(lo: float | None, hi: float | None, default: Any) -> bool:
+    """Both bounds declared and the range not absurdly wide for the default (a 0..86400 s
+    slider cannot set 6 s): otherwise a bounded text box."""
+    if lo is None or hi is None:
+        return False
+    return hi - lo <= 1000 * max(abs(float(default)), 1.0)
+
+
+def _step(lo: float, hi: float, default: float) -> float:
+    """A tenth of the default's order of magnitude (0.002 s -> 0.0001), so small defaults stay settable."""
+    if default:
+        return min((hi - lo) / 100, 10.0 ** (math.floor(math.log10(abs(default))) - 1))
+    return (hi - lo) / 200
 
 
 def _choices(mod: Any, name: str) -> tuple:
@@ -127,7 +144,7 @@ def explore(mod: Any, quick: bool = True, seed: int = 1) -> Any:
         desc = f"{name} ({s.unit})" if s.unit else name
         kw = dict(description=desc, value=default, style=style, layout=layout, tooltip=s.help)
         if kind == "float_slider":
-            c = w.FloatSlider(min=lo, max=hi, step=(hi - lo) / 200, readout_format=".4g", **kw)
+            c = w.FloatSlider(min=lo, max=hi, step=_step(lo, hi, default), readout_format=".4g", **kw)
         elif kind == "int_slider":
             c = w.IntSlider(min=int(lo), max=int(hi), **kw)
         elif kind in ("float_text", "int_text"):
