@@ -16,6 +16,7 @@ missed; 2 bad input (refused before any work starts); 3 a check could not decide
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -262,7 +263,7 @@ def _run(args, argv) -> int:
 
     from simulator.core import watch_progress
 
-    with watch_progress(reporter) if reporter else _nothing():
+    with watch_progress(reporter) if reporter else contextlib.nullcontext():
         res = run_experiment(
             args.name, overrides=overrides, grid=grid, seeds=args.seeds, seed=args.seed, quick=args.quick,
             out=args.out, resume=args.resume, executor=executor, progress=show_progress and interactive,
@@ -275,14 +276,6 @@ def _run(args, argv) -> int:
               f"(tracebacks in {res.folder / 'errors'})", file=sys.stderr)
         return 1
     return 0
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _faults_override(mod, path: str) -> dict:
