@@ -6,9 +6,13 @@ Notebooks are generated so that their code stays reviewable as plain Python; run
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from course.common import INTRO, exercise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,17 +136,14 @@ latency_percentiles(df, by="target")"""),
 
 
 NB01_EXERCISES = [
-    ("md", """## Exercises: predict, then run
-
-Write your answer in each `prediction = …` cell *before* running the cell after it. The cells
-ship with reference answers so the notebook runs top to bottom; replace them with your own.
-
-### Exercise 1 · Loss and retries
-
-Each message (request or reply) is lost with probability 10%, independently. The client
-times out and retries, **3 attempts** in all. **What fraction of requests still fail?**"""),
-    ("code", """prediction = 0.0069   # <- your answer: fraction of requests that fail after 3 attempts"""),
-    ("code", """from models.resilience.retry import RetryPolicy
+    ("md", INTRO),
+    *exercise(1, "Loss and retries", """Each message (request or reply) is lost with probability 10%,
+independently. The client times out and retries, **3 attempts** in all. **What fraction of requests
+still fail?**""",
+              answer="prediction = None   # <- your answer: fraction of requests that fail after 3 attempts",
+              reference="prediction = 0.0069", wrong="prediction = 0.001",
+              run="""from models.resilience.retry import RetryPolicy
+from simulator.runner.teach import agrees, check_number
 sim = Simulation(seed=11)
 sim.network(latency=LogNormal(median=0.002, sigma=0.5), loss=0.10)
 sim.node("server").serve("get", service=Exponential(0.004), workers=64)
@@ -154,71 +155,59 @@ measured = float((df.outcome != "ok").mean())
 per_attempt = 1 - (1 - 0.10) ** 2                  # the request or the reply is lost
 closed_form = per_attempt ** 3                     # all three attempts fail
 se = (closed_form * (1 - closed_form) / len(df)) ** 0.5
-print(f"{len(df)} requests · your prediction {prediction:.4f} · measured {measured:.4f} (± {2 * se:.4f}) "
-      f"· closed form {closed_form:.4f}")
-assert abs(measured - closed_form) < 4 * se + 1e-3, "simulation and closed form disagree: please report a bug"
-assert abs(prediction - closed_form) <= 0.25 * closed_form, (
-    f"not quite: {prediction} vs {closed_form:.4f}. One attempt fails if the request OR the reply is lost: "
-    f"1 - 0.9**2 = {per_attempt:.2f} (not 0.10). Retries are independent here, so all three fail with "
-    f"{per_attempt:.2f}**3 = {closed_form:.4f}. With 1% loss the same formula gives {(1 - 0.99**2)**3:.1e}: "
-    "retries make independent loss vanish — but not a partition (next exercise).")"""),
-    ("md", """### Exercise 2 · Retries against a partition
-
-Back to `kernel_demo`: during the split the minority client reaches only 1 of the 3 servers,
-and each attempt picks a server at random. With **5 attempts** instead of 3, **what fraction
-of the minority client's requests succeed during the partition?**"""),
-    ("code", """prediction = 0.868   # <- your answer: minority availability during the partition, 5 attempts"""),
-    ("code", """import dataclasses
+print(f"{len(df)} requests · measured {measured:.4f} (± {2 * se:.4f}) · closed form {closed_form:.4f}")
+agrees(measured, closed_form, 4 * se + 1e-3, "(1 - 0.9**2)**3")""",
+              check="""check_number(prediction, closed_form, tol=0.25 * closed_form, why=(
+    f"One attempt fails if the request OR the reply is lost: 1 - 0.9**2 = {per_attempt:.2f} (not 0.10). Retries "
+    f"are independent here, so all three fail with {per_attempt:.2f}**3 = {closed_form:.4f}. With 1% loss the "
+    f"same formula gives {(1 - 0.99**2)**3:.1e}: retries make independent loss vanish — but not a partition "
+    "(next exercise)."))"""),
+    *exercise(2, "Retries against a partition", """Back to `kernel_demo`: during the split the minority
+client reaches only 1 of the 3 servers, and each attempt picks a server at random. With **5 attempts**
+instead of 3, **what fraction of the minority client's requests succeed during the partition?**""",
+              answer="prediction = None   # <- your answer: minority availability during the partition, 5 attempts",
+              reference="prediction = 0.868", wrong="prediction = 0.33",
+              run="""import dataclasses
 p5 = dataclasses.replace(kernel_demo.QUICK if QUICK else kernel_demo.Params(), max_attempts=5)
 df = kernel_demo.run(p5, seed=1)["requests"]
 part = df[(df.start > p5.partition_at) & (df.start < p5.heal_at - 0.3) & (df.client == "client_a")]
 measured = float((part.outcome == "ok").mean())
 closed_form = 1 - (2 / 3) ** 5                     # fails only if all 5 picks land across the split
 se = (closed_form * (1 - closed_form) / len(part)) ** 0.5
-print(f"{len(part)} requests · your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) "
-      f"· closed form {closed_form:.3f}")
-assert abs(measured - closed_form) < 4 * se + 0.02, "simulation and closed form disagree: please report a bug"
-assert abs(prediction - closed_form) < 0.05, (
-    f"not quite: {prediction} vs {closed_form:.3f}. Each attempt succeeds only if it picks s0 (1 in 3); "
-    f"all 5 miss with (2/3)**5 = {(2/3)**5:.3f}. Retries help a random load balancer, but they cannot make "
-    "the partition go away: a client pinned to an unreachable server would see 0% whatever the retry count.")"""),
-    ("md", """### Exercise 3 · How far does a clock drift?
-
-A node's clock runs fast by **100 ppm** (parts per million) and is never synchronised. **How many
-milliseconds ahead of true time is it after 10 s?** (Compare with the free-running curve above.)"""),
-    ("code", """prediction = 1.0   # <- your answer in ms"""),
-    ("code", """sim = Simulation(seed=1)
+print(f"{len(part)} requests · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+agrees(measured, closed_form, 4 * se + 0.02, "1 - (2/3)**5")""",
+              check="""check_number(prediction, closed_form, tol=0.05, why=(
+    f"Each attempt succeeds only if it picks s0 (1 in 3); all 5 miss with (2/3)**5 = {(2/3)**5:.3f}. Retries help "
+    "a random load balancer, but they cannot make the partition go away: a client pinned to an unreachable "
+    "server would see 0% whatever the retry count."))"""),
+    *exercise(3, "How far does a clock drift?", """A node's clock runs fast by **100 ppm** (parts per
+million) and is never synchronised. **How many milliseconds ahead of true time is it after 10 s?**
+(Compare with the free-running curve above.)""",
+              answer="prediction = None   # <- your answer in ms",
+              reference="prediction = 1.0", wrong="prediction = 0.1",
+              run="""sim = Simulation(seed=1)
 free = sim.node("free-running", clock=dict(drift_ppm=100))
 sim.run(until=10)
 measured = free.clock.error() * 1e3
 closed_form = 100e-6 * 10 * 1e3                    # drift (s per s) x elapsed (s), in ms
-print(f"your prediction {prediction} ms · measured {measured:.4f} ms · closed form {closed_form:.4f} ms")
-assert abs(measured - closed_form) < 1e-6, "the clock model disagrees with drift x time: please report a bug"
-assert abs(prediction - closed_form) < 0.05, (
-    f"not quite: {prediction} ms vs {closed_form} ms. 100 ppm = 100 µs gained per second; 10 s -> 1 ms. "
-    "Small, but two such clocks drifting in opposite directions disagree by 2 ms after 10 s and by 17 s "
-    "per day — longer than any lease or token expiry leeway you would choose (notebook 03).")"""),
-    ("md", """## Explore
-
-Change `kernel_demo`'s parameters with controls (needs `pip install ipywidgets` in Jupyter):"""),
-    ("code", """from simulator.runner.widgets import explore
-explore(kernel_demo)"""),
+print(f"measured {measured:.4f} ms · closed form {closed_form:.4f} ms")
+agrees(measured, closed_form, 1e-6, "drift x time")""",
+              check="""check_number(prediction, closed_form, tol=0.05, unit="ms", why=(
+    "100 ppm = 100 µs gained per second; 10 s -> 1 ms. Small, but two such clocks drifting in opposite "
+    "directions disagree by 2 ms after 10 s and by 17 s per day — longer than any lease or token expiry "
+    "leeway you would choose (notebook 03)."))"""),
 ]
 
 NB03_EXERCISES = [
-    ("md", """## Exercises: predict, then run
-
-Write your answer in each `prediction = …` cell before running the check after it (the cells
-ship with reference answers so the notebook runs top to bottom).
-
-### Exercise 1 · How stale right after a write?
-
-N = 3 replicas, **R = W = 1**. The write commits as soon as one replica has it; a read sent at
-the same instant returns the first replica that answers. Assume the acknowledgement and read
-legs take no time (A, R, S negligible) while the write takes a while to reach the other two.
-**What fraction of reads right after the commit are stale?**"""),
-    ("code", """prediction = 2 / 3   # <- your answer: fraction of reads at t = 0 that miss the write"""),
-    ("code", """from simulator import Simulation, Exponential
+    ("md", INTRO),
+    *exercise(1, "How stale right after a write?", """N = 3 replicas, **R = W = 1**. The write commits as
+soon as one replica has it; a read sent at the same instant returns the first replica that answers.
+Assume the acknowledgement and read legs take no time (A, R, S negligible) while the write takes a
+while to reach the other two. **What fraction of reads right after the commit are stale?**""",
+              answer="prediction = None   # <- your answer: fraction of reads at t = 0 that miss the write",
+              reference="prediction = 2 / 3", wrong="prediction = 0.5",
+              run="""from simulator import Simulation, Exponential
+from simulator.runner.teach import agrees, check_number
 from models.replication.pbs import wars_thresholds, wars_streams, p_consistent, miss_probability
 trials = 20_000 if QUICK else 500_000
 T = wars_thresholds({"W": Exponential(0.010), "A": 0.0, "R": 0.0, "S": 0.0}, 3, 1, 1, trials,
@@ -226,51 +215,48 @@ T = wars_thresholds({"W": Exponential(0.010), "A": 0.0, "R": 0.0, "S": 0.0}, 3, 
 measured = 1 - float(p_consistent(T, [0.0])[0])
 closed_form = miss_probability(3, 1, 1)            # C(N-W, R) / C(N, R) = C(2,1) / C(3,1)
 se = (closed_form * (1 - closed_form) / trials) ** 0.5
-print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
-assert abs(measured - closed_form) < 4 * se, "the WARS Monte Carlo disagrees with C(2,1)/C(3,1): please report a bug"
-assert abs(prediction - closed_form) < 0.03, (
-    f"not quite: {prediction} vs {closed_form:.3f}. At commit exactly W = 1 replica has the write; the read asks "
-    "R = 1 replica, a random one of 3, so it misses with C(N-W, R)/C(N, R) = 2/3. The PBS figure above is far "
-    "kinder because real A, R and S legs give the write time to spread before the read arrives.")"""),
-    ("md", """### Exercise 2 · k-staleness
-
-Same store (N = 3, R = W = 1, each write and each read to random replicas). Two writes
-commit one after the other, then a read. **What is the probability the read returns one of
-the last two versions** (not the value from before both writes)?"""),
-    ("code", """prediction = 5 / 9   # <- your answer: P(read returns one of the last 2 versions)"""),
-    ("code", """from models.replication.pbs import des_k_staleness, k_staleness
+print(f"measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+agrees(measured, closed_form, 4 * se, "C(2,1)/C(3,1)")""",
+              check="""check_number(prediction, closed_form, tol=0.03, why=(
+    "At commit exactly W = 1 replica has the write; the read asks R = 1 replica, a random one of 3, so it misses "
+    "with C(N-W, R)/C(N, R) = 2/3. The PBS figure above is far kinder because real A, R and S legs give the "
+    "write time to spread before the read arrives."))"""),
+    *exercise(2, "k-staleness", """Same store (N = 3, R = W = 1, each write and each read to random
+replicas). Two writes commit one after the other, then a read. **What is the probability the read
+returns one of the last two versions** (not the value from before both writes)?""",
+              answer="prediction = None   # <- your answer: P(read returns one of the last 2 versions)",
+              reference="prediction = 5 / 9", wrong="prediction = 2 / 3",
+              run="""from models.replication.pbs import des_k_staleness, k_staleness
 trials = 2_000 if QUICK else 20_000
 within = des_k_staleness(3, 1, 1, k=2, trials=trials, seed=1)   # on the simulator kernel
 measured = float(within.mean())
 closed_form = k_staleness(3, 1, 1, 2)              # 1 - (C(2,1)/C(3,1))**2
 se = (closed_form * (1 - closed_form) / trials) ** 0.5
-print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
-assert abs(measured - closed_form) < 4 * se, "the kernel run disagrees with 1 - (2/3)**2: please report a bug"
-assert abs(prediction - closed_form) < 0.03, (
-    f"not quite: {prediction} vs {closed_form:.3f}. The read misses both writes only if it misses each "
-    f"(2/3 each, independently): 1 - (2/3)**2 = 5/9. Bailis et al. call this k-staleness: each older version "
-    "multiplies the miss probability by C(N-W,R)/C(N,R) again.")"""),
-    ("md", """### Exercise 3 · When is a partial quorum safe?
-
-Five replicas. Setting A: **N = 5, R = 2, W = 4**; setting B: **N = 5, R = 2, W = 3**. Under the
-same workload, **what fraction of setting A's reads are stale?** (Then look at B.)"""),
-    ("code", """prediction = 0.0   # <- your answer: stale-read rate of 5-2-4"""),
-    ("code", """import dataclasses
+print(f"measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+agrees(measured, closed_form, 4 * se, "1 - (2/3)**2")""",
+              check="""check_number(prediction, closed_form, tol=0.03, why=(
+    "The read misses both writes only if it misses each (2/3 each, independently): 1 - (2/3)**2 = 5/9. Bailis "
+    "et al. call this k-staleness: each older version multiplies the miss probability by C(N-W,R)/C(N,R) again."))"""),
+    *exercise(3, "When is a partial quorum safe?", """Five replicas. Setting A: **N = 5, R = 2, W = 4**;
+setting B: **N = 5, R = 2, W = 3**. Under the same workload, **what fraction of setting A's reads are
+stale?** (Then look at B.)""",
+              answer="prediction = None   # <- your answer: stale-read rate of 5-2-4",
+              reference="prediction = 0.0", wrong="prediction = 0.1",
+              run="""import dataclasses
 from experiments import pacelc
-from models.replication.pbs import miss_probability
 pq = dataclasses.replace(pacelc.QUICK if QUICK else pacelc.Params(), settings=("5-2-4", "5-2-3"))
 qs = pacelc.run(pq, seed=1)["summary"].set_index("setting")
 measured = float(qs.loc["5-2-4", "stale_read_rate"])
 closed_form = miss_probability(5, 2, 4)            # R + W > N: every read quorum meets every write quorum
 print(qs[["stale_read_rate", "reads", "mean_latency_s"]])
-print(f"your prediction {prediction} · measured {measured} · closed form {closed_form} · "
-      f"5-2-3 at worst (read racing the write) {miss_probability(5, 2, 3):.2f}")
-assert measured == closed_form == 0.0, "R + W > N returned a stale read: please report a bug"
-assert prediction == closed_form, (
-    f"not quite: {prediction} vs {closed_form}. With R + W = 6 > N = 5, any 2 replicas read overlap any 4 written, "
-    "so a read always reaches a replica with the latest committed write: 0 stale reads, at every t. 5-2-3 "
-    "(R + W = N) can miss with probability C(2,2)/C(5,2) = 0.1 for a read racing a write; it measures lower "
-    "because most reads start after the write has reached every replica — PBS, not a guarantee.")"""),
+print(f"measured {measured} · closed form {closed_form} · 5-2-3 at worst (read racing the write) "
+      f"{miss_probability(5, 2, 3):.2f}")
+agrees(measured, closed_form, 0.0, "R + W > N (no stale read, ever)")""",
+              check="""check_number(prediction, closed_form, tol=0.005, why=(
+    "With R + W = 6 > N = 5, any 2 replicas read overlap any 4 written, so a read always reaches a replica with "
+    "the latest committed write: 0 stale reads, at every t. 5-2-3 (R + W = N) can miss with probability "
+    "C(2,2)/C(5,2) = 0.1 for a read racing a write; it measures lower because most reads start after the write "
+    "has reached every replica — PBS, not a guarantee."))"""),
 ]
 
 KERNEL_TOUR += NB01_EXERCISES
@@ -317,20 +303,23 @@ cache). A web page fans out to **10** such backends in parallel and waits for al
 
 **What fraction of page loads take 200 ms or more?** Write your answer (a fraction between 0
 and 1) in the next cell, *then* run the cell after it."""),
-    ("code", """prediction = 0.096   # <- your answer: fraction of pages that wait for at least one slow backend"""),
-    ("code", """backend = Mixture([(0.99, Constant(0.005)), (0.01, Constant(0.200))])
+    ("code", """prediction = None   # <- your answer: fraction of pages that wait for at least one slow backend""",
+     {"tags": ["answer"], "splitbrain": {"exercise": 0, "reference": "prediction = 0.096",
+                                         "wrong": "prediction = 0.01", "rerun": False}}),
+    ("code", """from simulator.runner.teach import agrees, check_number
+backend = Mixture([(0.99, Constant(0.005)), (0.01, Constant(0.200))])
 rng = Simulation(seed=1).rng("warmup")          # a named random stream: same seed, same numbers
 pages = 20_000 if QUICK else 200_000
 page_latency = backend.draw(rng, pages * 10).reshape(pages, 10).max(axis=1)
 measured = float((page_latency >= 0.2).mean())
 closed_form = 1 - 0.99 ** 10                       # P(at least one of 10 is slow)
 se = (closed_form * (1 - closed_form) / pages) ** 0.5
-print(f"your prediction {prediction:.3f} · measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
-assert abs(measured - closed_form) < 4 * se, "the simulation disagrees with 1 - 0.99**10: please report a bug"
-assert abs(prediction - closed_form) < 0.02, (
-    f"not quite: {prediction} vs {closed_form:.3f}. Each page is fast only if all 10 backends are fast: "
-    f"0.99**10 = {0.99**10:.3f}, so {closed_form:.1%} of pages see the 200 ms tail — ten times the 1% of one "
-    "backend. Fan-out turns a rare tail into a common one (Dean & Barroso, 'The Tail at Scale').")"""),
+print(f"measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
+agrees(measured, closed_form, 4 * se, "1 - 0.99**10")""", {"tags": ["run"]}),
+    ("code", """check_number(prediction, closed_form, tol=0.02, why=(
+    f"Each page is fast only if all 10 backends are fast: 0.99**10 = {0.99**10:.3f}, so {closed_form:.1%} of "
+    "pages see the 200 ms tail — ten times the 1% of one backend. Fan-out turns a rare tail into a common one "
+    "(Dean & Barroso, 'The Tail at Scale')."))""", {"tags": ["check"]}),
     ("md", """## Explore any experiment with controls
 
 Every experiment declares its parameters once (type, unit, allowed range). `explore` turns
@@ -836,8 +825,12 @@ clients, then remove the old one) makes every step of the rollout compatible."""
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
-                for kind, src in cells]
+    nb.cells = []
+    for kind, src, *meta in cells:
+        cell = nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
+        if meta:
+            cell.metadata.update(meta[0])
+        nb.cells.append(cell)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"  # stable ids: rebuilding changes nothing that did not change
     nbf.write(nb, path)
@@ -849,6 +842,12 @@ NOTEBOOKS = {"00_start_here.ipynb": NB00, "01_kernel_tour.ipynb": KERNEL_TOUR, "
              "07_architecture.ipynb": NB07}
 
 if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "notebooks", help="folder to write into (default notebooks/)")
+    out = ap.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     for name, cells in NOTEBOOKS.items():
-        build(ROOT / "notebooks" / name, cells)
-        print("wrote", ROOT / "notebooks" / name)
+        build(out / name, cells)
+        print("wrote", out / name)

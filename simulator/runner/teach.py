@@ -1,0 +1,89 @@
+"""Verdicts for the notebooks' predict-then-run exercises.
+
+An exercise is four cells (written by ``scripts/build_notebooks.py``): the question; an answer
+cell the learner edits (``prediction = None`` as shipped, or a policy to tune); a cell that
+runs the simulation and compares it with the closed form where one exists (:func:`agrees`);
+and a check cell that compares the learner's answer with the measurement (:func:`check_number`,
+:func:`check_choice`) or with a target (:func:`check_targets`).
+
+A wrong answer raises :class:`NotQuite` — an ``AssertionError`` whose message explains the
+reasoning — so a notebook run stops there, like a failing test. A missing prediction
+(``None``) prints a reminder and does not raise, so "Run all" still shows every measurement.
+A simulation that disagrees with its own closed form raises a plain ``AssertionError``
+("please report a bug"): that is the model's failure, not the learner's. The test suite runs
+every exercise with its reference answer (which must pass) and with a wrong answer (which
+must raise :class:`NotQuite`), so a broken exercise fails CI.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+MISSING = ("No prediction yet: write yours in the cell above (replace None), run it, then run this cell "
+           "again to see how close you were.")
+
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+
+
+class NotQuite(AssertionError):
+    """The learner's answer is off; the message says why."""
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def agrees(measured: float, expected: float, tol: float, what: str) -> None:
+    """Assert the simulation matches its closed form within ``tol`` (else it is a bug, not a lesson)."""
+    if not (math.isfinite(measured) and abs(measured - expected) <= tol):
+        raise AssertionError(f"the simulation measured {_fmt(measured)} but {what} gives {_fmt(expected)} "
+                             f"(tolerance {_fmt(tol)}): please report a bug")
+
+
+def check_number(prediction: float | None, answer: float, *, tol: float, why: str, unit: str = "") -> None:
+    """Is ``prediction`` within ``tol`` of ``answer``? Prints the verdict; raises :class:`NotQuite` if not."""
+    if prediction is None:
+        print(MISSING)
+        return
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float)) or not math.isfinite(prediction):
+        raise NotQuite(f"write your prediction as a number, got {prediction!r}")
+    u = f" {unit}" if unit else ""
+    if abs(prediction - answer) > tol:
+        raise NotQuite(f"not quite: you predicted {_fmt(prediction)}{u}, the answer is {_fmt(answer)}{u} "
+                       f"(within ±{_fmt(tol)}{u} counts). {why}")
+    print(f"✓ right: you predicted {_fmt(prediction)}{u}, the answer is {_fmt(answer)}{u}. {why}")
+
+
+def check_choice(prediction: str | None, answer: str, *, choices: Sequence[str], why: str) -> None:
+    """Is the chosen option (a key of ``choices``, e.g. ``"b"``) the answer? Raises :class:`NotQuite` if not."""
+    if prediction is None:
+        print(MISSING)
+        return
+    key = str(prediction).strip().lower()
+    keys = [str(c).lower() for c in choices]
+    if key not in keys:
+        raise NotQuite(f"choose one of {', '.join(map(repr, choices))}, got {prediction!r}")
+    if key != answer.lower():
+        raise NotQuite(f"not quite: you chose {prediction!r}, the answer is {answer!r}. {why}")
+    print(f"✓ right: {answer!r}. {why}")
+
+
+def check_targets(targets: Sequence[tuple[str, float, str, float]], *, hint: str) -> None:
+    """Every ``(name, value, op, bound)`` must hold (``op`` one of ``<= < >= > ==``).
+
+    Prints one line per target; raises :class:`NotQuite` naming the missed ones and the hint.
+    """
+    missed = []
+    for name, value, op, bound in targets:
+        if op not in _OPS:
+            raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
+        ok = math.isfinite(value) and _OPS[op](value, bound)
+        print(f"{'✓' if ok else '✗'} {name} = {_fmt(value)} (target {op} {_fmt(bound)})")
+        if not ok:
+            missed.append(f"{name} = {_fmt(value)}, need {op} {_fmt(bound)}")
+    if missed:
+        raise NotQuite("target missed: " + "; ".join(missed) + f". {hint}")
+    print("✓ every target met.")
