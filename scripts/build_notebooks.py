@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from course import ex02, ex04, ex05, ex06, ex07  # noqa: E402
 from course.common import INTRO, exercise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -835,6 +836,12 @@ def build(path: Path, cells: list[tuple[str, str]]) -> None:
         cell["id"] = f"cell-{i:02d}"  # stable ids: rebuilding changes nothing that did not change
     nbf.write(nb, path)
 
+
+RESILIENCE += ex02.EXERCISES
+NB04 += ex04.EXERCISES
+NB05 += ex05.EXERCISES
+NB06 += ex06.EXERCISES
+NB07 += ex07.EXERCISES
 
 NOTEBOOKS = {"00_start_here.ipynb": NB00, "01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
              "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,

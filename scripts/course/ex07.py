@@ -1,0 +1,7 @@
+"""Predict-then-run exercises of notebooks/07_*.ipynb (see course.common.exercise)."""
+
+from __future__ import annotations
+
+from course.common import INTRO, exercise  # noqa: F401
+
+EXERCISES: list = []
