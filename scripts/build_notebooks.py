@@ -14,6 +14,7 @@ import nbformat as nbf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course import ex02, ex04, ex05, ex06, ex07  # noqa: E402
 from course.common import INTRO, exercise  # noqa: E402
+from course.frame import CLOSING, OPENING  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,6 +105,8 @@ res = kernel_demo.run(p, seed=1)
 res["summary"]"""),
     ("code", """figs = kernel_demo.plot(res, p)
 plt.show()"""),
+    ("code", """from simulator.runner.widgets import explore
+explore(kernel_demo)   # change any parameter and rerun (controls need Jupyter with ipywidgets)"""),
     ("md", """The cut-off client keeps succeeding only when a (random) retry lands on the one server it
 can still reach: with 3 attempts and 1 of 3 servers reachable, P(success) = 1 − (2/3)³ ≈ 0.70.
 The majority side barely notices. Availability is not one number: it depends on **which side
@@ -358,7 +361,8 @@ res = {mod}.run(p, seed=1)
 figs = {mod}.plot(res, p)
 plt.show()
 res["summary"]"""),
-            ("md", after)]
+            ("md", after),
+            ("code", f"""explore({mod})   # change any parameter and rerun (controls need Jupyter with ipywidgets)""")]
 
 
 RESILIENCE = [
@@ -374,6 +378,7 @@ import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
     *_lesson("retry_storm", """## 1. Retry storms and metastable failure
 
@@ -438,6 +443,7 @@ import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 from simulator.history import History
 from simulator.history.linearizable import check_linearizable
 QUICK = quick_mode()"""),
@@ -503,7 +509,8 @@ lres = ladder.run(lp, seed=1)
 lres["summary"][["rung", "availability_class", "availability_sticky", "availability_fail_over",
                  "latency_p50_ms", "stale_reads", "reply_before_post", "causal_violations", "lost_writes"]]"""),
     ("code", """ladder.plot(lres, lp)
-plt.show()"""),
+plt.show()
+explore(ladder)   # change any parameter and rerun (controls need Jupyter with ipywidgets)"""),
     ("md", """Read it top to bottom: Raft refuses the minority side and shows no anomaly; causal+ serves
 every client that stays with its replica and never shows a reply before its post, but a client
 that fails over must wait for what it has already seen; session guarantees protect only your
@@ -518,7 +525,8 @@ make them reject a valid token, or accept an expired one, and what does a leeway
     ("code", """from experiments import token_expiry_skew as tok
 tp = tok.QUICK if QUICK else tok.Params()
 tok.plot(tok.run(tp, seed=1), tp)
-plt.show()"""),
+plt.show()
+explore(tok)   # change any parameter and rerun (controls need Jupyter with ipywidgets)"""),
 ]
 
 
@@ -540,6 +548,7 @@ matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.history.delivery import DeliveryLog, check_delivery
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
     ("md", """## What the delivery checker counts
 
@@ -625,6 +634,7 @@ import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
     *_lesson("saga_vs_2pc", """## 1. Two-phase commit or a saga?
 
@@ -688,6 +698,7 @@ import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
     *_lesson("retry_amplification", """## 1. Retries at every layer, measured with traces
 
@@ -756,6 +767,7 @@ import matplotlib
 matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
 import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
+from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
     *_lesson("distributed_monolith", """## 1. The distributed monolith
 
@@ -842,6 +854,17 @@ NB04 += ex04.EXERCISES
 NB05 += ex05.EXERCISES
 NB06 += ex06.EXERCISES
 NB07 += ex07.EXERCISES
+
+
+
+def framed(key: str, cells: list) -> list:
+    """The notebook with its promise appended to the title cell and its summary and pointers last."""
+    kind, src, *meta = cells[0]
+    return [(kind, src + "\n\n" + OPENING[key], *meta), *cells[1:], ("md", CLOSING[key])]
+
+
+KERNEL_TOUR, RESILIENCE, CAP = framed("01", KERNEL_TOUR), framed("02", RESILIENCE), framed("03", CAP)
+NB04, NB05, NB06, NB07 = framed("04", NB04), framed("05", NB05), framed("06", NB06), framed("07", NB07)
 
 NOTEBOOKS = {"00_start_here.ipynb": NB00, "01_kernel_tour.ipynb": KERNEL_TOUR, "02_resilience.ipynb": RESILIENCE,
              "03_cap_tradeoffs.ipynb": CAP, "04_messaging.ipynb": NB04,

@@ -64,12 +64,14 @@ def test_explore_builds_one_control_per_field_with_a_front_end(monkeypatch):
     """The widget path runs against a stand-in ipywidgets (the real one is optional)."""
     import types
 
-    made = []
+    made, observed = [], []
 
     def widget(kind):
         def make(**kw):
             made.append((kind, kw))
-            return types.SimpleNamespace(kind=kind, on_click=lambda f: None, **kw)
+            return types.SimpleNamespace(kind=kind, on_click=lambda f: None,
+                                         observe=lambda f, names: observed.append((kw.get("description"), names)),
+                                         **kw)
         return make
 
     fake = types.ModuleType("ipywidgets")
@@ -85,3 +87,7 @@ def test_explore_builds_one_control_per_field_with_a_front_end(monkeypatch):
     by_name = {kw["description"].split(" ")[0]: (k, kw) for k, kw in made if "description" in kw}
     assert by_name["engine"][0] == "Dropdown" and by_name["engine"][1]["options"] == ["vectorised", "des"]
     assert by_name["lambda_ars"][0] == "FloatSlider" and by_name["lambda_ars"][1]["max"] == 1000
+    assert by_name["lambda_ars"][1]["continuous_update"] is False   # a drag is one rerun, not fifty
+    # every parameter control and the seed rerun the experiment when their value changes
+    assert len(observed) == len(dataclasses.fields(staleness.Params)) + 1
+    assert {names for _, names in observed} == {"value"}

@@ -1,8 +1,9 @@
 """Sliders and drop-downs for an experiment, generated from its ``Params`` declaration.
 
 ``explore(mod)`` builds one control per field of ``mod.Params`` (the same declaration the CLI
-and ``splitbrain show`` read: type, unit, range, help) and a Run button that rebuilds the
-parameters, reruns ``mod.run(params, seed)`` and redraws ``mod.plot``. Bounded numbers become
+and ``splitbrain show`` read: type, unit, range, help); changing a value (or the seed, or pressing
+Run) rebuilds the parameters, reruns ``mod.run(params, seed)`` on the quick preset and redraws
+``mod.plot``. Sliders report on release, not while dragging, so a drag is one rerun. Bounded numbers become
 sliders, numbers unbounded on one side bounded text boxes, ``choices`` drop-downs, booleans
 check boxes, tuples text in the CLI's ``a:b:c`` syntax (read with :func:`~simulator.runner.params.coerce`).
 
@@ -124,16 +125,20 @@ def read_values(mod: Any, raw: dict[str, Any], quick: bool = True) -> Any:
     return dataclasses.replace(_base(mod, quick), **values)
 
 
-def explore(mod: Any, quick: bool = True, seed: int = 1) -> Any:
-    """Controls for ``mod``'s parameters and a Run button; ``None`` without ipywidgets or a kernel."""
+def explore(mod: Any, quick: bool = True, seed: int = 1, auto: bool = True) -> Any:
+    """Controls for ``mod``'s parameters and a Run button; ``None`` without ipywidgets or a kernel.
+
+    With ``auto`` (default) every change of a control reruns the experiment at once.
+    """
+    name = getattr(mod, "__name__", "this experiment").rsplit(".", 1)[-1]
     try:
         import ipywidgets as w
         from IPython.display import display
     except ImportError:
-        print(INSTALL_HINT)
+        print(f"[{name}] {INSTALL_HINT}")
         return None
     if not _has_front_end():
-        print(INSTALL_HINT)
+        print(f"[{name}] {INSTALL_HINT}")
         return None
 
     style, layout = {"description_width": "180px"}, w.Layout(width="520px")
@@ -144,9 +149,10 @@ def explore(mod: Any, quick: bool = True, seed: int = 1) -> Any:
         desc = f"{name} ({s.unit})" if s.unit else name
         kw = dict(description=desc, value=default, style=style, layout=layout, tooltip=s.help)
         if kind == "float_slider":
-            c = w.FloatSlider(min=lo, max=hi, step=_step(lo, hi, default), readout_format=".4g", **kw)
+            c = w.FloatSlider(min=lo, max=hi, step=_step(lo, hi, default), readout_format=".4g",
+                             continuous_update=False, **kw)
         elif kind == "int_slider":
-            c = w.IntSlider(min=int(lo), max=int(hi), **kw)
+            c = w.IntSlider(min=int(lo), max=int(hi), continuous_update=False, **kw)
         elif kind in ("float_text", "int_text"):
             cls = w.BoundedFloatText if kind == "float_text" else w.BoundedIntText
             big = 1e18 if kind == "float_text" else 2**62
@@ -182,6 +188,9 @@ def explore(mod: Any, quick: bool = True, seed: int = 1) -> Any:
                 plt.close(fig)
 
     button.on_click(rerun)
+    if auto:
+        for c in (*controls.values(), seed_box):
+            c.observe(rerun, names="value")
     box = w.VBox([*controls.values(), seed_box, button, out])
     display(box)
     return box
