@@ -2,7 +2,6 @@
 each exercise answered by its reference answer (which must pass its check) and then probed with
 a wrong answer (which its check must refuse with ``NotQuite``), so a broken exercise fails CI."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,52 +11,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from simulator.runner.teach import exercises, with_reference_answers
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def tags(cell) -> list[str]:
     return cell.metadata.get("tags", [])
-
-
-def exercises(nb) -> list[dict]:
-    """Each exercise: its answer cell's metadata plus the sources of its run and check cells."""
-    out, cur = [], None
-    for c in nb.cells:
-        if "answer" in tags(c):
-            cur = dict(c.metadata["splitbrain"], run=[], check=None)
-            out.append(cur)
-        elif cur is not None and "run" in tags(c):
-            cur["run"].append(c.source)
-        elif cur is not None and "check" in tags(c):
-            cur["check"], cur = c.source, None
-    return out
-
-
-def wrong_answer_probe(ex: dict) -> str:
-    """A cell that judges the wrong answer in a copy of the namespace (the notebook's state is untouched)."""
-    rerun = "".join(f"exec({src!r}, _ns)\n" for src in ex["run"]) if ex["rerun"] else ""
-    complaint = f"exercise {ex['exercise']} accepted the wrong answer {ex['wrong']}"
-    return (f"from simulator.runner.teach import NotQuite as _NotQuite\n_ns = dict(globals())\n"
-            f"exec({ex['wrong']!r}, _ns)\n{rerun}"
-            f"try:\n    exec({ex['check']!r}, _ns)\nexcept _NotQuite as _e:\n    print('refused:', _e)\n"
-            f"else:\n    raise AssertionError({complaint!r})\n")
-
-
-def with_reference_answers(nb):
-    """The notebook as CI and the HTML course run it: reference answers, wrong-answer probes."""
-    cells = []
-    probes = {id(ex): ex for ex in exercises(nb)}
-    queue = list(probes.values())
-    for c in nb.cells:
-        if "answer" in tags(c):
-            c = nbformat.from_dict(json.loads(json.dumps(c)))
-            c.source = c.metadata["splitbrain"]["reference"]
-        cells.append(c)
-        if "check" in tags(c) and queue:
-            cells.append(nbformat.v4.new_code_cell(wrong_answer_probe(queue.pop(0))))
-    nb.cells = cells
-    return nb
 
 
 def test_there_are_notebooks():
@@ -94,7 +55,7 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "store notebooks without outputs"
-    nb = with_reference_answers(nb)
+    nb = with_reference_answers(nb, probes=True)
     # "python3" resolves to the running interpreter's ipykernel (the native kernel).
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]

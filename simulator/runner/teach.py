@@ -87,3 +87,56 @@ def check_targets(targets: Sequence[tuple[str, float, str, float]], *, hint: str
     if missed:
         raise NotQuite("target missed: " + "; ".join(missed) + f". {hint}")
     print("✓ every target met.")
+
+
+# --- executing a notebook's exercises (the test suite and scripts/build_course.py) ----------------------
+
+def _tags(cell: Any) -> list[str]:
+    return cell.metadata.get("tags", [])
+
+
+def exercises(nb: Any) -> list[dict]:
+    """Each exercise of an nbformat notebook: its answer cell's ``splitbrain`` metadata (``exercise``,
+    ``reference``, ``wrong``, ``rerun``) plus the sources of its ``run`` cells and its ``check`` cell."""
+    out: list[dict] = []
+    cur: dict | None = None
+    for c in nb.cells:
+        if "answer" in _tags(c):
+            cur = dict(c.metadata["splitbrain"], run=[], check=None)
+            out.append(cur)
+        elif cur is not None and "run" in _tags(c):
+            cur["run"].append(c.source)
+        elif cur is not None and "check" in _tags(c):
+            cur["check"], cur = c.source, None
+    return out
+
+
+def wrong_answer_probe(ex: dict) -> str:
+    """A cell judging ``ex``'s wrong answer in a copy of the namespace (the notebook's state is untouched):
+    it must raise :class:`NotQuite`; if the check accepts it, the cell fails."""
+    rerun = "".join(f"exec({src!r}, _ns)\n" for src in ex["run"]) if ex["rerun"] else ""
+    complaint = f"exercise {ex['exercise']} accepted the wrong answer {ex['wrong']}"
+    return (f"from simulator.runner.teach import NotQuite as _NotQuite\n_ns = dict(globals())\n"
+            f"exec({ex['wrong']!r}, _ns)\n{rerun}"
+            f"try:\n    exec({ex['check']!r}, _ns)\nexcept _NotQuite as _e:\n    print('refused:', _e)\n"
+            f"else:\n    raise AssertionError({complaint!r})\n")
+
+
+def with_reference_answers(nb: Any, probes: bool = False) -> Any:
+    """A copy of ``nb`` with every answer cell replaced by its reference answer — the worked solution CI
+    executes and the HTML course shows; with ``probes``, a wrong-answer probe after each check cell."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    queue = exercises(nb)
+    cells = []
+    for c in nb.cells:
+        if "answer" in _tags(c):
+            c.source = c.metadata["splitbrain"]["reference"]
+        cells.append(c)
+        if probes and "check" in _tags(c) and queue:
+            cells.append(nbformat.v4.new_code_cell(wrong_answer_probe(queue.pop(0))))
+    nb.cells = cells
+    return nb
