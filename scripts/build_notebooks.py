@@ -28,10 +28,7 @@ time, measuring what a client sees.
 
 Everything is deterministic: the same seed gives bit-identical results, because every random
 draw comes from a *named* stream derived from one root seed."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 import pandas as pd
 
 from simulator import (Simulation, Constant, LogNormal, Exponential, Mixture,
@@ -281,22 +278,24 @@ closed form. Being wrong is the point — the gap is where the lesson is.
 
 ## The path (about 20–40 minutes each)
 
-| # | notebook | you will be able to reason about |
-|---|----------|----------------------------------|
-| 01 | `01_kernel_tour` | loss, timeouts and retries; clocks; availability per side of a partition; latency tails |
-| 02 | `02_resilience` | timeouts, retries with backoff and jitter, circuit breakers, bulkheads, load balancing |
-| 03 | `03_cap_tradeoffs` | CAP, PACELC, the consistency ladder; quorums and staleness; clock skew; Raft; CRDTs |
-| 04 | `04_messaging` | queue or HTTP call; visibility timeouts, poison messages; delivery semantics; acks; rebalances |
-| 05 | `05_transactions` | 2PC or sagas; orchestration or choreography; idempotency keys; outbox; event sourcing; CQRS |
-| 06 | `06_observability` | traces, structured logs, SLOs and burn rates; explaining one slow request |
-| 07 | `07_architecture` | anti-patterns, caching, coordination, queue disciplines, rolling deploys |
+- **[01 · kernel tour](01_kernel_tour.ipynb)** —
+  loss, timeouts and retries; clocks; availability per side of a partition; latency tails
+- **[02 · resilience](02_resilience.ipynb)** —
+  timeouts, retries with backoff and jitter, circuit breakers, bulkheads, load balancing
+- **[03 · CAP tradeoffs](03_cap_tradeoffs.ipynb)** —
+  CAP, PACELC, the consistency ladder; quorums and staleness; clock skew; Raft; CRDTs
+- **[04 · messaging](04_messaging.ipynb)** —
+  queue or HTTP call; visibility timeouts, poison messages; delivery semantics; acks; rebalances
+- **[05 · transactions](05_transactions.ipynb)** —
+  2PC or sagas; orchestration, choreography; idempotency keys; outbox; event sourcing; CQRS
+- **[06 · observability](06_observability.ipynb)** —
+  traces, structured logs, SLOs and burn rates; explaining one slow request
+- **[07 · architecture](07_architecture.ipynb)** —
+  anti-patterns, caching, coordination, queue disciplines, rolling deploys
 
 Go in order the first time: later notebooks use words (indeterminate outcome, quorum,
 linearizable) that earlier ones define."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-from simulator import Simulation, Constant, Mixture
+    ("code", """from simulator import Simulation, Constant, Mixture
 from simulator.runner import quick_mode
 
 QUICK = quick_mode()          # CI runs every notebook with SPLITBRAIN_QUICK=1 (small, fast presets)"""),
@@ -349,7 +348,7 @@ splitbrain validate                               # reproductions of published n
 Tuples are written `a:b:c` (`--param clients=10:50:100`). Every run writes its parameters
 and seed next to its results, so you can rerun it exactly.
 
-**Next:** open `01_kernel_tour.ipynb`."""),
+**Next:** open [01_kernel_tour](01_kernel_tour.ipynb)."""),
 ]
 
 
@@ -373,10 +372,7 @@ failure. Each section runs one experiment — the same function `splitbrain run 
 and shows the failure mode first, then the pattern that fixes it (or the misuse that makes
 it worse). All arms of a comparison share their random streams, so the difference you see is
 the policy, not the noise."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
@@ -438,10 +434,7 @@ consistency (C).
 
 We check consistency the way Jepsen does: clients record a history of invocations and
 completions, and a checker searches for a legal order."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
 from simulator.history import History
@@ -542,10 +535,7 @@ duplicates, lost messages and stale state unless you pay attention. Every broker
 consumer below is a node of the simulator, so crashes, pauses and partitions hit them like any
 other node. Each section runs one experiment (the function `splitbrain run NAME` calls); the arms
 of a comparison share their random streams, so the difference you see is the design."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.history.delivery import DeliveryLog, check_delivery
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
@@ -629,10 +619,7 @@ CQRS — on the same simulated shop (order, inventory, payment, shipping), under
 and outages, with the business invariants checked on every run: money conserved, stock never
 negative, every order consistent at the end, nobody charged twice. Each section runs one
 experiment (the function `splitbrain run NAME` calls); arms share their random streams."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
@@ -693,10 +680,7 @@ linked by a trace id), structured logs carrying that id, RED dashboards per serv
 alerts on the error budget. A simulator records the whole causal story of every request, so we
 can ask which of these views actually points at a failure's cause. Each section runs one
 experiment (the function `splitbrain run NAME` calls); the last one tells one request's story."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),
@@ -762,10 +746,7 @@ how nodes decide that another node is dead and how a lock stays safe when they a
 queue discipline survives a retry storm, and what a rolling deploy does to users. Each section
 runs one experiment — the same function `splitbrain run NAME` calls — on its quick parameters
 in CI; arms share their random streams, so their difference is the design, not the noise."""),
-    ("code", """import os
-import matplotlib
-matplotlib.use("Agg") if os.environ.get("SPLITBRAIN_QUICK") else None
-import matplotlib.pyplot as plt
+    ("code", """import matplotlib.pyplot as plt
 from simulator.runner import quick_mode
 from simulator.runner.widgets import explore
 QUICK = quick_mode()"""),

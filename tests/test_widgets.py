@@ -91,3 +91,10 @@ def test_explore_builds_one_control_per_field_with_a_front_end(monkeypatch):
     # every parameter control and the seed rerun the experiment when their value changes
     assert len(observed) == len(dataclasses.fields(staleness.Params)) + 1
     assert {names for _, names in observed} == {"value"}
+
+
+def test_explore_is_static_when_rendering_html(monkeypatch, capsys):
+    monkeypatch.setenv("SPLITBRAIN_WIDGETS", "0")
+    monkeypatch.setattr("simulator.runner.widgets._has_front_end", lambda: True)
+    assert explore(kernel_demo) is None
+    assert "[kernel_demo] controls for every parameter appear here" in capsys.readouterr().out

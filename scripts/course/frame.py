@@ -45,7 +45,7 @@ geometrically but not a partition; clocks drift without bound unless synchronise
 "availability" is a number per client, per side of a split.
 
 **Try next:** `splitbrain run kernel_demo --param loss=0.2 --param max_attempts=1` and compare the
-minority side's availability with 1 − (2/3)^k; then notebook `02_resilience` for what to do about
+minority side's availability with 1 − (2/3)^k; then notebook [02_resilience](02_resilience.ipynb) for what to do about
 it. To write your own fault schedule, see `splitbrain run kernel_demo --faults SCHEDULE.json`.""",
     "02": """## Summary
 
@@ -56,7 +56,7 @@ layer, timeouts longer than the caller waits — the same patterns cause the out
 
 **Try next:** `splitbrain sweep retry_storm --grid trigger_s=0.5:1:2:4` to find how long a trigger must
 last to tip the system into the metastable state; `splitbrain run tail_at_scale --param hedge_quantile=0.99`; then
-notebook `03_cap_tradeoffs`.""",
+notebook [03_cap_tradeoffs](03_cap_tradeoffs.ipynb).""",
     "03": """## Summary
 
 A partition forces a choice per operation: refuse (CP, unavailable on the minority side) or answer
@@ -69,7 +69,7 @@ commute.
 **Try next:** the CAP/PACELC explorer above with a longer partition or more skew;
 `splitbrain run consistency_ladder`; `splitbrain run cap_partition --quick --out /tmp/cp` then
 `splitbrain check linearizable /tmp/cp/histories/seed=1_history_ap.jsonl` (and `..._history_cp.jsonl`);
-then notebook `04_messaging`.""",
+then notebook [04_messaging](04_messaging.ipynb).""",
     "04": """## Summary
 
 A broker decouples availability (users are answered while a consumer is down) from freshness (the
@@ -80,7 +80,8 @@ session timeouts decide whether pauses become rebalance storms. Exactly-once *ef
 idempotent consumers, not from the broker.
 
 **Try next:** `splitbrain run visibility_timeout --param sigma=1.5` (a heavier tail: which timeout is safe now?);
-`splitbrain run delivery_semantics --quick`; then notebook `05_transactions`, which builds on queues.""",
+`splitbrain run delivery_semantics --quick`; then notebook [05_transactions](05_transactions.ipynb),
+which builds on queues.""",
     "05": """## Summary
 
 Across services there is no global ACID transaction: 2PC keeps atomicity by blocking, sagas stay
@@ -91,7 +92,8 @@ a queue and breaks read-your-writes unless you read your own writes from the wri
 
 **Try next:** `splitbrain run saga_isolation --quick --out /tmp/si` then `splitbrain check transactions
 --workload rw-register /tmp/si/histories/seed=1_history_none.jsonl` for the Elle-style anomalies a saga
-without isolation exposes; `splitbrain run saga_vs_2pc --quick`; then notebook `06_observability`.""",
+without isolation exposes; `splitbrain run saga_vs_2pc --quick`; then notebook
+[06_observability](06_observability.ipynb).""",
     "06": """## Summary
 
 Metrics tell you *that* something is wrong and how much budget it costs; traces tell you *where* —

@@ -7,7 +7,8 @@ Run) rebuilds the parameters, reruns ``mod.run(params, seed)`` on the quick pres
 sliders, numbers unbounded on one side bounded text boxes, ``choices`` drop-downs, booleans
 check boxes, tuples text in the CLI's ``a:b:c`` syntax (read with :func:`~simulator.runner.params.coerce`).
 
-Where ``ipywidgets`` is missing or there is no kernel front end (plain ``python``, CI), ``explore``
+With ``SPLITBRAIN_WIDGETS=0`` (set when the course is rendered to static HTML), or where
+``ipywidgets`` is missing or there is no kernel front end (plain ``python``, CI), ``explore``
 prints one line and returns ``None``: notebooks still run top to bottom with default values.
 :func:`controls_spec` is the pure part (no ipywidgets needed), so it can be tested anywhere.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from typing import Any
 
 from simulator.runner.params import ExperimentError, coerce, field_types, spec_of
 
 INSTALL_HINT = "interactive controls need ipywidgets and a Jupyter kernel: pip install ipywidgets"
+STATIC_HINT = "controls for every parameter appear here when this notebook runs in Jupyter with ipywidgets"
 
 
 def cli_text(v: Any) -> str:
@@ -131,6 +134,9 @@ def explore(mod: Any, quick: bool = True, seed: int = 1, auto: bool = True) -> A
     With ``auto`` (default) every change of a control reruns the experiment at once.
     """
     name = getattr(mod, "__name__", "this experiment").rsplit(".", 1)[-1]
+    if os.environ.get("SPLITBRAIN_WIDGETS") == "0":   # a static rendering (scripts/build_course.py)
+        print(f"[{name}] {STATIC_HINT}")
+        return None
     try:
         import ipywidgets as w
         from IPython.display import display
