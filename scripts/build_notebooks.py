@@ -465,6 +465,18 @@ and in acknowledged writes that LWW silently discarded (its clocks are skewed by
 Quorum stores with N replicas, R read and W write acknowledgements.""", """R + W > N makes every
 read quorum intersect every write quorum — no stale reads — but each operation waits for more
 replicas: the *else* branch of PACELC."""),
+    *_lesson("cap_frontier", """## 2b. The CAP/PACELC frontier: an explorer
+
+Raft and five N-R-W last-writer-wins settings on five replicas, the same workload, the same 2 | 3
+partition and the same seed (common random numbers: every configuration sees the same arrivals and
+faults). Left: what each gives up *during* the partition (availability on the minority side against
+stale reads and lost writes); right: what each costs *else*, with no partition (latency against
+stale reads). With the controls below you can change the partition length, the clock skew and the
+set of configurations.""", """Serving reads *and* writes on the minority needs R + W ≤ N (a side with
+s replicas serves reads iff R ≤ s and writes iff W ≤ s), and those reads go stale; Raft and 5-3-3 refuse
+the minority and lose nothing; 5-1-5 and 5-5-1 keep half a service (reads only, writes only). With no
+partition R = W = 1 is fastest and stalest. Raise the clock skew and even R + W > N loses writes: LWW
+orders by timestamps, not by quorums."""),
     *_lesson("staleness", """## 3. How stale? t-visibility
 
 With partial quorums, how likely is a read to see the latest committed write, as a function
