@@ -258,6 +258,38 @@ agrees(measured, closed_form, 0.0, "R + W > N (no stale read, ever)")""",
     "the latest committed write: 0 stale reads, at every t. 5-2-3 (R + W = N) can miss with probability "
     "C(2,2)/C(5,2) = 0.1 for a read racing a write; it measures lower because most reads start after the write "
     "has reached every replica — PBS, not a guarantee."))"""),
+    *exercise(4, "Who can serve the minority side?", """Five replicas split 2 | 3, with clients on both
+sides, as in the CAP/PACELC explorer above. Six configurations: `raft`, `5-1-1`, `5-2-2`, `5-3-3`, `5-1-5`
+and `5-5-1` (N-R-W, no sloppy quorum). **Which of them serve *both* reads and writes to the clients on
+the 2-replica side during the partition?**
+
+- (a) none: CAP says no store can be available on both sides of a partition
+- (b) `5-1-1` and `5-2-2`
+- (c) every configuration with R + W > N (`5-3-3`, `5-1-5`, `5-5-1`) and `raft`
+- (d) only `5-1-1`""",
+              answer='prediction = None   # <- "a", "b", "c" or "d"',
+              reference='prediction = "b"', wrong='prediction = "a"',
+              run="""from simulator.runner.teach import check_choice
+from models.replication.pbs import parse_nrw
+from experiments import cap_frontier
+fs = cap_frontier.run(cap_frontier.QUICK, seed=1)["summary"].set_index("config")
+serves_both = fs[(fs.read_availability_minority >= 0.99) & (fs.write_availability_minority >= 0.99)].index
+measured_set = sorted(serves_both)
+# closed form: a side with s = 2 replicas reaches R of them for a read and W for a write
+closed_set = sorted(c for c in fs.index if c != "raft" and max(parse_nrw(c)[1:]) <= 2)
+print(fs[["read_availability_minority", "write_availability_minority", "stale_read_rate", "lost_writes"]])
+print(f"serve both on the minority: measured {measured_set} · arithmetic (R <= 2 and W <= 2) {closed_set}")
+if measured_set != closed_set:
+    raise AssertionError("the explorer disagrees with quorum arithmetic: please report a bug")
+options = {"a": [], "b": ["5-1-1", "5-2-2"], "c": ["5-1-5", "5-3-3", "5-5-1", "raft"], "d": ["5-1-1"]}
+measured = next(k for k, v in options.items() if sorted(v) == measured_set)""",
+              check="""check_choice(prediction, measured, choices=("a", "b", "c", "d"), why=(
+    "A side with 2 replicas can gather R = 2 read replies and W = 2 write acks from its own owners, so any "
+    "config with R <= 2 and W <= 2 stays fully available there — CAP's 'A' is possible, Gilbert and Lynch "
+    "only prove it cannot come with linearizability. The price is in the table: R + W <= 4 < N means a "
+    "minority read quorum need not meet the majority's write quorum, so those reads go stale. Raft and "
+    "5-3-3 refuse the minority entirely; on both sides 5-1-5 keeps only reads (a write needs all 5) and "
+    "5-5-1 only writes (a read needs all 5)."))"""),
 ]
 
 KERNEL_TOUR += NB01_EXERCISES
