@@ -35,6 +35,7 @@ def render(path: Path, out: Path, quick: bool) -> Path:
         f"*Static copy of `notebooks/{path.name}`, executed with {preset} and the exercises' reference answers "
         "(worked solutions). To predict before you look, and to use the parameter controls, run the notebook "
         "in Jupyter: `pip install -e \".[notebooks]\"`, then `jupyter lab notebooks/`.*")
+    banner["id"] = "course-banner"   # a stable id: rebuilding changes nothing that did not change
     nb.cells.insert(1, banner)
     env = {"SPLITBRAIN_WIDGETS": "0", **({"SPLITBRAIN_QUICK": "1"} if quick else {})}   # no live widgets in HTML
     old = {k: os.environ.get(k) for k in ("SPLITBRAIN_QUICK", "MPLBACKEND", "SPLITBRAIN_WIDGETS")}
