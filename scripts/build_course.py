@@ -56,9 +56,30 @@ def render(path: Path, out: Path, quick: bool) -> Path:
         raise SystemExit(f"{path.name}: a cell failed: {errors[0].get('ename')}: {errors[0].get('evalue')}")
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     body = re.sub(r'href="(\d\d_[a-z_]+)\.ipynb"', r'href="\1.html"', body)
+    body = shared_styles(body, out / "style.css")
     target = out / ("index.html" if path.name.startswith("00_") else path.with_suffix(".html").name)
     target.write_text(body, encoding="utf-8")
     return target
+
+
+STYLE = re.compile(r'<style type="text/css">.*?</style>\s*', re.S)
+
+
+def shared_styles(body: str, css: Path) -> str:
+    """Move the template's inline style sheets (the same on every page) into one ``style.css``."""
+    blocks = STYLE.findall(body)
+    text = "\n".join(b.strip()[len('<style type="text/css">'):-len("</style>")] for b in blocks)
+    if css.exists() and css.read_text(encoding="utf-8") != text:
+        return body                       # this page's styles differ (another nbconvert?): keep them inline
+    css.write_text(text, encoding="utf-8")
+    first = True
+
+    def link(_: re.Match) -> str:
+        nonlocal first
+        out, first = ('<link rel="stylesheet" href="style.css">\n' if first else ""), False
+        return out
+
+    return STYLE.sub(link, body)
 
 
 def main(argv: list[str] | None = None) -> int:
