@@ -8,9 +8,11 @@ request coalescing (single flight); coalescing + jitter; probabilistic early exp
 beta = 1, without coalescing). Measured after the first ``warmup_s`` seconds: peak origin concurrency,
 origin calls per second, origin latency, and the share of reads that timed out.
 
-Lesson: without coalescing each expiry of a key read at λ costs ``1 + λ L`` origin calls (``L`` the
-origin latency) — and since the burst queues at the origin, ``L`` grows and so does the burst: the
-stampede feeds itself into timeouts. Jittered TTLs spread the keys' expiries (smaller, desynchronised
+Lesson: without coalescing each expiry of a key read at λ costs ``1 + λ L`` origin calls, ``L`` the time
+until the refilling call returns (measured per burst: ``calls_per_refill_burst`` against
+``theory_1_plus_lambda_window``) — and since ten keys' bursts queue together at the origin, later keys'
+refills wait behind earlier keys' calls, ``L`` grows and so do the bursts: the stampede feeds itself into
+timeouts. Jittered TTLs spread the keys' expiries (smaller, desynchronised
 bursts) but leave each hot key's own stampede; coalescing makes it one call per key per expiry;
 XFetch refreshes a hot key early, before readers see the expiry (Vattani, Chierichetti & Lowenstein,
 "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015; Go's ``singleflight``; nginx
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from models.resilience.pipeline import BareCaller
-from models.services.cache import CacheConfig, CachingCaller, KeyedClient, origin_concurrency
+from models.services.cache import CacheConfig, CachingCaller, KeyedClient, origin_concurrency, refill_bursts
 from simulator import Constant, LogNormal, Simulation
 from simulator.runner import param, parameters
 
@@ -59,6 +61,16 @@ def _config(arm: str, p: Params) -> CacheConfig:
             "XFetch (early refresh)": CacheConfig(ttl_s=p.ttl_s, coalesce=False, early_beta=1.0)}[arm]
 
 
+def _burst_theory(cfg: CacheConfig, per_key: float, bursts: pd.DataFrame) -> float:
+    """1 with coalescing (by design); 1 + λ E[window] without; none for early refresh (its refreshes are
+    not misses: readers keep being served the cached value meanwhile)."""
+    if cfg.coalesce:
+        return 1.0
+    if cfg.early_beta or not len(bursts):
+        return float("nan")
+    return 1 + per_key * float(bursts["window"].mean())
+
+
 def _concurrency_series(calls: pd.DataFrame, p: Params) -> pd.DataFrame:
     """Origin calls outstanding at each bin edge (sampled), from the call log."""
     t = np.arange(0.0, p.duration_s, p.bin_s)
@@ -87,15 +99,20 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         done = late[late["outcome"] != "in_flight"]
         reads = df[(df["start"] >= p.warmup_s) & (df["start"] < p.duration_s - p.timeout_s)]
         lat = done["latency"]
+        bursts = refill_bursts(late)
+        bursts = bursts[bursts["window"].notna()]
         mean_l = float(lat.mean()) if len(lat) else float("nan")
         summary.append({
             "arm": arm,
             "peak_origin_concurrency": origin_concurrency(late),
             "origin_calls_per_s": len(late) / (p.duration_s - p.warmup_s),
             "origin_calls_per_key_expiry": len(late) / max(1.0, (p.duration_s - p.warmup_s) / p.ttl_s * p.keys),
-            # 1 + λL at the mean origin latency: an upper estimate once the origin queues (a burst ends
-            # when its *first* call returns, and that one queued least)
-            "theory_1_plus_lambda_l": 1 + per_key * mean_l,
+            # per refill burst: the calls of one key from a miss to the fill; without coalescing
+            # E[calls] = 1 + λ E[window], the window set by the refilling call (not the mean origin
+            # latency, which the burst's own queued calls inflate); coalescing makes it 1 by design
+            "calls_per_refill_burst": float(bursts["calls"].mean()) if len(bursts) else float("nan"),
+            "fill_window_mean_s": float(bursts["window"].mean()) if len(bursts) else float("nan"),
+            "theory_1_plus_lambda_window": _burst_theory(_config(arm, p), per_key, bursts),
             "origin_latency_mean_s": mean_l,
             "origin_latency_p99_s": float(lat.quantile(0.99)) if len(lat) else float("nan"),
             "origin_timeouts": int((done["outcome"] == "timeout").sum()),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.resilience.pipeline import BareCaller
-from models.services.cache import NOT_FOUND, CacheConfig, CachingCaller, KeyedClient, origin_concurrency
+from models.services.cache import NOT_FOUND, CacheConfig, CachingCaller, KeyedClient, origin_concurrency, refill_bursts
 from simulator import Constant, RpcError, Simulation
 
 
@@ -188,3 +188,33 @@ def test_cache_stampede_lesson_on_quick():
     x = s.loc["XFetch (early refresh)"]
     assert x.peak_origin_concurrency < 0.1 * plain.peak_origin_concurrency and x.reads_waiting_p99_s < 0.01
     assert (s.drop(index=["plain TTL", "jittered TTL"])["reads_failed"] == 0).all()
+
+
+def test_refill_bursts_end_at_the_first_successful_fill():
+    import pandas as pd
+
+    calls = pd.DataFrame({"key": [1, 1, 1, 1, 2, 1],
+                          "start": [0.0, 0.05, 0.12, 0.3, 0.0, 5.0],
+                          "end": [0.1, 0.2, 0.22, 0.4, 0.5, 5.1],
+                          "outcome": ["timeout", "ok", "ok", "ok", "ok", "ok"],
+                          "background": [False] * 6})
+    b = refill_bursts(calls).set_index(["key", "start"])
+    # key 1: the first call timed out, so reads kept missing until the 0.05 call filled at 0.2
+    assert b.loc[(1, 0.0), "calls"] == 3 and math.isclose(b.loc[(1, 0.0), "window"], 0.2)
+    assert b.loc[(1, 0.3), "calls"] == 1 and b.loc[(1, 5.0), "calls"] == 1
+    assert b.loc[(2, 0.0), "calls"] == 1 and math.isclose(b.loc[(2, 0.0), "window"], 0.5)
+
+
+def test_cache_stampede_bursts_follow_one_plus_lambda_window():
+    """Poisson reads at λ per key during the refill window W: E[calls per burst] = 1 + λ E[W]."""
+    from experiments import cache_stampede as c
+
+    p = c.QUICK
+    s = c.run(p, seed=1)["summary"].set_index("arm")
+    lam = p.rate / p.keys
+    for arm in ("plain TTL", "jittered TTL"):
+        r = s.loc[arm]
+        n_bursts = (p.duration_s - p.warmup_s) / p.ttl_s * p.keys          # about one burst per key per TTL
+        se = math.sqrt(lam * r.fill_window_mean_s / n_bursts)             # Poisson count per burst
+        assert abs(r.calls_per_refill_burst - r.theory_1_plus_lambda_window) < 4 * se + 0.5, (arm, r)
+    assert (s.loc[["coalescing", "coalescing + jitter"], "calls_per_refill_burst"] == 1).all()

@@ -250,6 +250,36 @@ class CachingCaller:
         return len(self._o_start)
 
 
+def refill_bursts(calls):
+    """Group a call log (:meth:`CachingCaller.origin_calls_frame`) into refill bursts, one row per burst.
+
+    A key's burst starts with a miss that calls the origin and lasts until the first call of the burst
+    that succeeds returns (the fill): every read of the key that misses meanwhile calls the origin too.
+    Columns: ``key``, ``start``, ``window`` (first call's start to the fill; NaN if nothing filled) and
+    ``calls``. Without coalescing, reads arriving at rate λ during the window make
+    ``E[calls] = 1 + λ E[window]`` (Poisson arrivals see time averages) — the stampede's closed form,
+    with the window set by the refilling call, not by the mean origin latency, which the burst's own
+    queued calls inflate. Background refreshes (nobody waited) are left out.
+    """
+    import pandas as pd
+
+    c = calls[~calls["background"].astype(bool)].sort_values(["key", "start"], kind="stable")
+    rows = []
+    for key, g in c.groupby("key", sort=False):
+        start, end = g["start"].to_numpy(), g["end"].to_numpy()
+        ok = (g["outcome"] == "ok").to_numpy()
+        i, n = 0, len(g)
+        while i < n:
+            fill, j = math.inf, i
+            while j < n and start[j] < fill:
+                if ok[j] and end[j] == end[j]:
+                    fill = min(fill, end[j])
+                j += 1
+            rows.append((key, start[i], fill - start[i] if fill < math.inf else math.nan, j - i))
+            i = j
+    return pd.DataFrame(rows, columns=["key", "start", "window", "calls"])
+
+
 def origin_concurrency(calls, t0: float = -math.inf, t1: float = math.inf) -> int:
     """Peak number of origin calls outstanding at once, over calls starting in [t0, t1)
     (calls still in flight count until the end)."""
