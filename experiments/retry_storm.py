@@ -170,7 +170,12 @@ def derived_threshold(p: Params, trigger: str = "pause", trigger_s: float | None
     return max(stable_threshold(p), lo)
 
 
-def _world(p: Params, seed: int, trigger: str, trigger_s: float) -> tuple[Simulation, ThrashingDB]:
+def world(p: Params, seed: int, trigger: str | None = None,
+          trigger_s: float | None = None) -> tuple[Simulation, ThrashingDB]:
+    """The lesson's world without clients: the network, the thrashing DB and the trigger (``p.trigger``
+    for ``p.trigger_s`` unless given) — add any client policy to it (notebook 02's policy exercise does)."""
+    trigger = p.trigger if trigger is None else trigger
+    trigger_s = p.trigger_s if trigger_s is None else trigger_s
     sim = Simulation(seed=seed)
     sim.network(latency=LogNormal(median=0.001, sigma=0.3))
     db = ThrashingDB(sim, p)
@@ -198,7 +203,7 @@ def _client(sim: Simulation, arm: str, p: Params, rate: float, stop_at: float) -
 
 
 def run_arm(p: Params, seed: int, arm: str) -> tuple[pd.DataFrame, dict]:
-    sim, db = _world(p, seed, p.trigger, p.trigger_s)
+    sim, db = world(p, seed)
     _client(sim, arm, p, p.rate, p.duration_s)
     samples: list[tuple[float, int, float]] = []
 
@@ -231,7 +236,7 @@ def recovers(p: Params, seed: int, trigger: str, load: float) -> dict:
     """One sweep cell: the aggressive policy at ``load`` hit by ``trigger`` for ``sweep_trigger_s``."""
     end = p.trigger_at + p.sweep_trigger_s
     horizon = end + p.recover_within_s
-    sim, db = _world(p, seed, trigger, p.sweep_trigger_s)
+    sim, db = world(p, seed, trigger, p.sweep_trigger_s)
     _client(sim, ARMS[0], p, load * p.capacity_qps, horizon)
     backlog = {}
     sim.at(end + _CHECK_S, lambda: backlog.setdefault("q", db.inside))  # just after a pause releases its held queries

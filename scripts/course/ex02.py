@@ -8,13 +8,9 @@ POLICY_RUN = """import numpy as np
 from experiments import retry_storm
 from models.resilience import Pipeline, RetryBudgetConfig, RetryPolicy, TimeoutConfig
 from models.services import PoissonClient
-from simulator import LogNormal, Simulation
 from simulator.runner.teach import check_targets
 ps = retry_storm.QUICK if QUICK else retry_storm.Params()
-sim = Simulation(seed=1)                           # the world of the lesson: same DB, same 2 s latency spike
-sim.network(latency=LogNormal(median=0.001, sigma=0.3))
-db = retry_storm.ThrashingDB(sim, ps)
-sim.faults.latency_spike(ps.trigger_at, ps.trigger_s, extra_s=ps.spike_extra_s)
+sim, db = retry_storm.world(ps, seed=1)           # the world of the lesson: same DB, same 2 s latency spike
 caller = Pipeline(sim, timeout=TimeoutConfig(request_s=timeout_s), name="client",
                   retry=RetryPolicy(max_attempts=max_attempts, backoff=backoff, base_s=0.05, cap_s=1.0,
                                     jitter="none" if backoff == "none" else "full"),
