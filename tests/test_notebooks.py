@@ -65,3 +65,21 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
     assert sum("refused:" in "".join(o.get("text", "")) for c in nb.cells for o in c.get("outputs", [])) \
         == len(exercises(nb))
     assert os.environ["SPLITBRAIN_QUICK"] == "1"
+
+
+def test_the_html_course_is_current():
+    """``docs/course`` has a page per notebook showing each of its exercises (rebuild with
+    ``python scripts/build_course.py`` after changing a notebook)."""
+    import html
+    import re
+
+    for path in NOTEBOOKS:
+        page = ROOT / "docs" / "course" / ("index.html" if path.name.startswith("00_") else path.stem + ".html")
+        assert page.exists(), f"{page} is missing: run scripts/build_course.py"
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))   # code is highlighted
+        nb = nbformat.read(path, as_version=4)
+        for ex in exercises(nb):
+            assert ex["reference"] in text, f"{page.name} lacks {ex['reference']!r}: run scripts/build_course.py"
+        for c in nb.cells:
+            if c.cell_type == "markdown" and c.source.startswith("### Exercise"):
+                assert c.source.splitlines()[0][4:] in text, f"{page.name} is stale: run scripts/build_course.py"
