@@ -337,7 +337,7 @@ A backend answers in 5 ms, except 1% of the time when it takes 200 ms (a GC paus
 cache). A web page fans out to **10** such backends in parallel and waits for all of them.
 
 **What fraction of page loads take 200 ms or more?** Write your answer (a fraction between 0
-and 1) in the next cell, *then* run the cell after it."""),
+and 1) in the next cell (replace `None`), *then* run the two cells after it: the simulation, and the check."""),
     ("code", """prediction = None   # <- your answer: fraction of pages that wait for at least one slow backend""",
      {"tags": ["answer"], "splitbrain": {"exercise": 0, "reference": "prediction = 0.096",
                                          "wrong": "prediction = 0.01", "rerun": False}}),
