@@ -3,8 +3,8 @@
 so a learner can read the course without installing anything.
 
     pip install -e ".[notebooks]"          # jupyter (nbconvert), ipykernel
-    python scripts/build_course.py          # quick presets, about a minute per notebook on 2 cores
-    python scripts/build_course.py --full   # full parameters (slower; closer to the published figures)
+    python scripts/build_course.py --full   # full parameters, as committed (about 9 min on 2 cores)
+    python scripts/build_course.py          # quick presets (about 80 s)
 
 Links between notebooks (``NN_name.ipynb``) are rewritten to the HTML pages. Each page states which
 preset produced it. The pages are generated: rebuild them rather than editing them.
