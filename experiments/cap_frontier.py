@@ -87,13 +87,6 @@ class Params:
 QUICK = Params(partition_at=2.0, partition_s=2.0, duration_s=5.0)
 
 
-def raft_lost_writes(history: History, cluster: RaftCluster) -> int:
-    """Acknowledged writes whose entry is not in the committed log (Raft must lose none).
-    (The same four lines as in cap_partition: experiments do not import each other.)"""
-    committed = {e[1][2][0] for e in cluster.committed.values() if e[1] is not None and e[1][0] == "kv.write"}
-    return sum(1 for i, t in enumerate(history.type)
-               if t == "ok" and history.f[i] == "write" and history.value[i] not in committed)
-
 
 def _apply(p: Params) -> Exponential | None:
     return Exponential(p.apply_mean_s) if p.apply_mean_s > 0 else None
@@ -140,7 +133,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         ops.append(df[["config", "client", "side", "op", "key", "start", "end", "outcome", "latency"]])
         histories[f"history_{config}"] = h  # histories/*.jsonl, for splitbrain check
         fresh = staleness(h)
-        lost = raft_lost_writes(h, store) if placement is None else superseded_writes(h, store)[0]
+        lost = store.lost_acked_writes(h) if placement is None else superseded_writes(h, store)[0]
         during = df[(df.start >= p.partition_at) & (df.start < heal_at)]
         before = df[df.start < p.partition_at]
         ok_before = before[before.outcome == "ok"].latency.to_numpy() * 1e3

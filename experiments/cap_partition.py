@@ -63,12 +63,6 @@ def _store(sim: Simulation, arm: str, p: Params):
     return store, {"min_a": "e0", "min_b": "e1", "maj_a": "e2", "maj_b": "e3"}
 
 
-def raft_lost_writes(history: History, cluster: RaftCluster) -> int:
-    """Acknowledged writes whose entry is not in the committed log (Raft must lose none)."""
-    committed = {e[1][2][0] for e in cluster.committed.values() if e[1] is not None and e[1][0] == "kv.write"}
-    return sum(1 for i, t in enumerate(history.type)
-               if t == "ok" and history.f[i] == "write" and history.value[i] not in committed)
-
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     from simulator.history.linearizable import check_linearizable
@@ -98,7 +92,7 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         sessions = session_guarantees(h).groupby("guarantee")["violations"].sum()
         fresh = staleness(h)
         if placement is None:
-            lost = raft_lost_writes(h, store)
+            lost = store.lost_acked_writes(h)
             conv_time = 0.0  # a committed entry is on a majority at once; others catch up from the log
         else:
             lost = superseded_writes(h, store)[0]

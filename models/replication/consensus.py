@@ -604,6 +604,13 @@ class RaftCluster:
 
         return pd.DataFrame(self.elections, columns=["time", "term", "leader"])
 
+    def lost_acked_writes(self, history: Any) -> int:
+        """Writes a ``simulator.history`` history saw acknowledged whose entry is not in the committed
+        log (Raft's State Machine Safety: it must lose none)."""
+        committed = {e[1][2][0] for e in self.committed.values() if e[1] is not None and e[1][0] == WRITE}
+        return sum(1 for i, t in enumerate(history.type)
+                   if t == "ok" and history.f[i] == "write" and history.value[i] not in committed)
+
     def split_votes(self, until: float | None = None) -> int:
         """Terms in which some node stood for election but nobody won."""
         won = {t for _, t, _ in self.elections}
