@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,20 +38,13 @@ def render(path: Path, out: Path, quick: bool) -> Path:
         "in Jupyter: `pip install -e \".[notebooks]\"`, then `jupyter lab notebooks/`.*")
     banner["id"] = "course-banner"   # a stable id: rebuilding changes nothing that did not change
     nb.cells.insert(1, banner)
-    env = {"SPLITBRAIN_WIDGETS": "0", **({"SPLITBRAIN_QUICK": "1"} if quick else {})}   # no live widgets in HTML
-    old = {k: os.environ.get(k) for k in ("SPLITBRAIN_QUICK", "MPLBACKEND", "SPLITBRAIN_WIDGETS")}
-    os.environ.pop("SPLITBRAIN_QUICK", None)
-    os.environ.pop("MPLBACKEND", None)          # the kernel's inline backend draws the figures into the page
-    os.environ.update(env)
-    try:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPLITBRAIN_QUICK", "MPLBACKEND")}
+    env["SPLITBRAIN_WIDGETS"] = "0"                # no live widgets in a static page
+    if quick:                                      # (no MPLBACKEND: the kernel's inline backend draws figures)
+        env["SPLITBRAIN_QUICK"] = "1"
+    with mock.patch.dict(os.environ, env, clear=True):   # restored afterwards, whatever happens
         NotebookClient(nb, timeout=3600, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         raise SystemExit(f"{path.name}: a cell failed: {errors[0].get('ename')}: {errors[0].get('evalue')}")

@@ -333,15 +333,14 @@ from simulator.runner import quick_mode
 QUICK = quick_mode()          # CI runs every notebook with SPLITBRAIN_QUICK=1 (small, fast presets)"""),
     ("md", """## Warm-up: predict, then run
 
-A backend answers in 5 ms, except 1% of the time when it takes 200 ms (a GC pause, a cold
-cache). A web page fans out to **10** such backends in parallel and waits for all of them.
-
-**What fraction of page loads take 200 ms or more?** Write your answer (a fraction between 0
-and 1) in the next cell (replace `None`), *then* run the two cells after it: the simulation, and the check."""),
-    ("code", """prediction = None   # <- your answer: fraction of pages that wait for at least one slow backend""",
-     {"tags": ["answer"], "splitbrain": {"exercise": 0, "reference": "prediction = 0.096",
-                                         "wrong": "prediction = 0.01", "rerun": False}}),
-    ("code", """from simulator.runner.teach import agrees, check_number
+Write your answer in the `prediction = None` cell (replace `None`), *then* run the two cells after it:
+the simulation, and the check."""),
+    *exercise(0, "Fan-out and the tail", """A backend answers in 5 ms, except 1% of the time when it takes
+200 ms (a GC pause, a cold cache). A web page fans out to **10** such backends in parallel and waits
+for all of them. **What fraction of page loads take 200 ms or more?** (a fraction between 0 and 1)""",
+              answer="prediction = None   # <- your answer: fraction of pages that wait for at least one slow backend",
+              reference="prediction = 0.096", wrong="prediction = 0.01",
+              run="""from simulator.runner.teach import agrees, check_number
 backend = Mixture([(0.99, Constant(0.005)), (0.01, Constant(0.200))])
 rng = Simulation(seed=1).rng("warmup")          # a named random stream: same seed, same numbers
 pages = 20_000 if QUICK else 200_000
@@ -350,11 +349,11 @@ measured = float((page_latency >= 0.2).mean())
 closed_form = 1 - 0.99 ** 10                       # P(at least one of 10 is slow)
 se = (closed_form * (1 - closed_form) / pages) ** 0.5
 print(f"measured {measured:.3f} (± {2 * se:.3f}) · closed form {closed_form:.3f}")
-agrees(measured, closed_form, 4 * se, "1 - 0.99**10")""", {"tags": ["run"]}),
-    ("code", """check_number(prediction, closed_form, tol=0.02, why=(
+agrees(measured, closed_form, 4 * se, "1 - 0.99**10")""",
+              check="""check_number(prediction, closed_form, tol=0.02, why=(
     f"Each page is fast only if all 10 backends are fast: 0.99**10 = {0.99**10:.3f}, so {closed_form:.1%} of "
     "pages see the 200 ms tail — ten times the 1% of one backend. Fan-out turns a rare tail into a common one "
-    "(Dean & Barroso, 'The Tail at Scale')."))""", {"tags": ["check"]}),
+    "(Dean & Barroso, 'The Tail at Scale')."))"""),
     ("md", """## Explore any experiment with controls
 
 Every experiment declares its parameters once (type, unit, allowed range). `explore` turns

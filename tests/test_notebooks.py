@@ -11,14 +11,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from simulator.runner.teach import cell_tags as tags
 from simulator.runner.teach import exercises, with_reference_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def tags(cell) -> list[str]:
-    return cell.metadata.get("tags", [])
 
 
 def test_there_are_notebooks():

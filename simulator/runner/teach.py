@@ -91,7 +91,8 @@ def check_targets(targets: Sequence[tuple[str, float, str, float]], *, hint: str
 
 # --- executing a notebook's exercises (the test suite and scripts/build_course.py) ----------------------
 
-def _tags(cell: Any) -> list[str]:
+def cell_tags(cell: Any) -> list[str]:
+    """A notebook cell's tags (``answer``, ``run``, ``check`` mark an exercise's cells)."""
     return cell.metadata.get("tags", [])
 
 
@@ -101,12 +102,12 @@ def exercises(nb: Any) -> list[dict]:
     out: list[dict] = []
     cur: dict | None = None
     for c in nb.cells:
-        if "answer" in _tags(c):
+        if "answer" in cell_tags(c):
             cur = dict(c.metadata["splitbrain"], run=[], check=None)
             out.append(cur)
-        elif cur is not None and "run" in _tags(c):
+        elif cur is not None and "run" in cell_tags(c):
             cur["run"].append(c.source)
-        elif cur is not None and "check" in _tags(c):
+        elif cur is not None and "check" in cell_tags(c):
             cur["check"], cur = c.source, None
     return out
 
@@ -133,10 +134,10 @@ def with_reference_answers(nb: Any, probes: bool = False) -> Any:
     queue = exercises(nb)
     cells = []
     for c in nb.cells:
-        if "answer" in _tags(c):
+        if "answer" in cell_tags(c):
             c.source = c.metadata["splitbrain"]["reference"]
         cells.append(c)
-        if probes and "check" in _tags(c) and queue:
+        if probes and "check" in cell_tags(c) and queue:
             cells.append(nbformat.v4.new_code_cell(wrong_answer_probe(queue.pop(0))))
     nb.cells = cells
     return nb

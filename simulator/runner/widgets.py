@@ -133,18 +133,18 @@ def explore(mod: Any, quick: bool = True, seed: int = 1, auto: bool = True) -> A
 
     With ``auto`` (default) every change of a control reruns the experiment at once.
     """
-    name = getattr(mod, "__name__", "this experiment").rsplit(".", 1)[-1]
+    exp = getattr(mod, "__name__", "this experiment").rsplit(".", 1)[-1]
     if os.environ.get("SPLITBRAIN_WIDGETS") == "0":   # a static rendering (scripts/build_course.py)
-        print(f"[{name}] {STATIC_HINT}")
+        print(f"[{exp}] {STATIC_HINT}")
         return None
     try:
         import ipywidgets as w
         from IPython.display import display
     except ImportError:
-        print(f"[{name}] {INSTALL_HINT}")
+        print(f"[{exp}] {INSTALL_HINT}")
         return None
     if not _has_front_end():
-        print(f"[{name}] {INSTALL_HINT}")
+        print(f"[{exp}] {INSTALL_HINT}")
         return None
 
     style, layout = {"description_width": "180px"}, w.Layout(width="520px")
