@@ -35,7 +35,7 @@ from simulator.history.delivery import DeliveryLog
 from .queue import CHANGE_VISIBILITY, DELETE, receive_once
 
 if TYPE_CHECKING:
-    from simulator import Simulation
+    from simulator import Node, Simulation
 
 
 def _prob(name: str, v: float) -> None:
@@ -114,7 +114,32 @@ class Inbox:
         return True
 
 
-class QueueConsumer:
+class PollingSlots:
+    """``config.concurrency`` receive loops on ``queue`` at ``broker`` (the SQS worker pattern), restarted
+    when the node recovers: each slot long-polls with :func:`~models.messaging.queue.receive_once` and hands
+    the batch to ``_handle(batch, 0)``, which works through it and calls ``_poll`` again at its end.
+    Subclasses set ``node``, ``broker``, ``queue`` and ``config`` and define ``_handle``."""
+
+    node: Node
+    broker: str
+    queue: str
+    config: ConsumerConfig
+
+    def _start(self) -> None:
+        for _ in range(self.config.concurrency):
+            self._poll()
+
+    def _poll(self) -> None:
+        c = self.config
+        receive_once(self.node, self.broker, self.queue, lambda batch: self._handle(batch, 0), self._poll,
+                     max_messages=c.max_messages, wait_s=c.wait_s, visibility_s=c.visibility_s,
+                     rpc_timeout_s=c.rpc_timeout_s, backoff_s=c.idle_backoff_s)
+
+    def _handle(self, batch: list, i: int) -> None:
+        raise NotImplementedError
+
+
+class QueueConsumer(PollingSlots):
     """A consumer node with ``config.concurrency`` slots on ``queue`` at ``broker``."""
 
     def __init__(self, sim: Simulation, name: str, broker: str, queue: str, *, log: DeliveryLog,
@@ -136,17 +161,7 @@ class QueueConsumer:
         self.node.on_recover(self._start)
         sim.at(start_at, self._start)
 
-    def _start(self) -> None:
-        for _ in range(self.config.concurrency):
-            self._poll()
-
     # -- one slot ------------------------------------------------------------------------------
-    def _poll(self) -> None:
-        c = self.config
-        receive_once(self.node, self.broker, self.queue, lambda batch: self._handle(batch, 0), self._poll,
-                     max_messages=c.max_messages, wait_s=c.wait_s, visibility_s=c.visibility_s,
-                     rpc_timeout_s=c.rpc_timeout_s, backoff_s=c.idle_backoff_s)
-
     def _handle(self, batch: list, i: int) -> None:
         if i >= len(batch):
             self._poll()

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 from simulator import NO_REPLY, Distribution
 from simulator.history.delivery import DeliveryLog
 
-from .consumer import ConsumerConfig, HandlerConfig
-from .queue import CHANGE_VISIBILITY, DELETE, SEND, receive_once
+from .consumer import ConsumerConfig, HandlerConfig, PollingSlots
+from .queue import CHANGE_VISIBILITY, DELETE, SEND
 
 if TYPE_CHECKING:
     from simulator import Message, Simulation
@@ -117,15 +117,16 @@ class QueueFrontDoor:
         return NO_REPLY
 
 
-class QueueRelay:
+class QueueRelay(PollingSlots):
     """A consumer of ``source`` that does its work per message (``handler.service``), sends the
     message (same id and group) to ``target`` and deletes it from ``source`` once the broker
     acknowledged the send; a failed send nacks it (``config.on_failure``) for a later retry.
-    ``relayed`` holds ``(msg_id, time)`` per forwarded message (a redelivery forwards again)."""
+    ``relayed`` holds ``(msg_id, time)`` per forwarded message (a redelivery forwards again); ``queue`` is
+    ``source`` (the queue its slots poll)."""
 
     def __init__(self, sim: Simulation, name: str, broker: str, source: str, target: str, *,
                  handler: HandlerConfig | None = None, config: ConsumerConfig | None = None) -> None:
-        self.sim, self.name, self.broker, self.source, self.target = sim, name, broker, source, target
+        self.sim, self.name, self.broker, self.queue, self.target = sim, name, broker, source, target
         self.node = sim.nodes.get(name) or sim.node(name)
         self.handler = handler or HandlerConfig()
         self.config = config or ConsumerConfig()
@@ -133,16 +134,6 @@ class QueueRelay:
         self.relayed: list[tuple] = []
         self.node.on_recover(self._start)
         sim.at(0.0, self._start)
-
-    def _start(self) -> None:
-        for _ in range(self.config.concurrency):
-            self._poll()
-
-    def _poll(self) -> None:
-        c = self.config
-        receive_once(self.node, self.broker, self.source, lambda batch: self._handle(batch, 0), self._poll,
-                     max_messages=c.max_messages, wait_s=c.wait_s, visibility_s=c.visibility_s,
-                     rpc_timeout_s=c.rpc_timeout_s, backoff_s=c.idle_backoff_s)
 
     def _handle(self, batch: list, i: int) -> None:
         if i >= len(batch):
@@ -154,11 +145,11 @@ class QueueRelay:
         def sent(outcome: str, _v) -> None:
             if outcome == "ok":
                 self.relayed.append((msg_id, self.sim.now))
-                node.call(self.broker, DELETE, (self.source, receipt), c.rpc_timeout_s,
+                node.call(self.broker, DELETE, (self.queue, receipt), c.rpc_timeout_s,
                           lambda o, v: self._handle(batch, i + 1))
                 return
             if c.on_failure == "nack":
-                node.call(self.broker, CHANGE_VISIBILITY, (self.source, receipt, 0.0), c.rpc_timeout_s,
+                node.call(self.broker, CHANGE_VISIBILITY, (self.queue, receipt, 0.0), c.rpc_timeout_s,
                           lambda o, v: None)
             self._handle(batch, i + 1)
 
