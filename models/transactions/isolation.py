@@ -36,7 +36,7 @@ import math
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from simulator import Exponential, Message, RpcError
+from simulator import Exponential, Message
 from simulator.history import History
 
 from .local import LocalTxn
@@ -104,30 +104,14 @@ class IsolatedInventory:
     # -- saga steps --------------------------------------------------------------------------------
     def _do(self, msg: Message) -> Any:
         sid, step, order = msg.payload
+        work = self._check if step == CHECK else self._reserve
 
-        def do(txn: LocalTxn) -> str:
-            key = ("saga", sid, step)
-            st = txn.read(key)
-            if st == "done":
-                return "done"
-            if st == "compensated":
-                raise BusinessError("compensated")
-            (self._check if step == CHECK else self._reserve)(txn, sid, order)
-            txn.write(key, "done")
-            return "applied"
-
-        def go() -> str:
-            try:
-                r = self.store.run(("saga", sid, step), do)
-            except BusinessError as e:
-                raise RpcError(("business", str(e))) from None
-            except _Locked:
-                raise RpcError("locked") from None
-            if r == "applied" and step == RESERVE:
+        def applied() -> None:
+            if step == RESERVE:
                 self.part.effect(order.id, +1)
-            return "ok"
 
-        return self.part.later(msg, go)
+        return self.part.saga_step(msg, lambda txn: work(txn, sid, order), applied, dedupe=True,
+                                   conflicts=(_Locked,))
 
     def _check(self, txn: LocalTxn, sid: Any, o: Any) -> None:
         if self.mode == "semantic_lock":

@@ -24,7 +24,7 @@ Every applied or undone effect is appended to ``effects`` as ``(time, order_id, 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,18 +180,26 @@ class Participant:
         self.shop.effects.append((self.shop.sim.now, order_id, self.resource.name, delta))
 
     # -- saga steps ------------------------------------------------------------------------------
-    def _saga_do(self, msg: Message) -> Any:
-        sid, step, order = msg.payload
+    def saga_step(self, msg: Message, apply: Callable[[LocalTxn], None], on_applied: Callable[[], None], *,
+                  dedupe: bool | None = None, conflicts: tuple[type[Exception], ...] = (LockConflict,)) -> Any:
+        """Serve saga step ``msg`` = ``(sid, step, order)`` in one local transaction: ``apply(txn)`` unless
+        the step's status key says it is already done (a retry: answered ``ok`` again, applied once) or
+        compensated (a late ``do`` after its ``undo``: refused). With ``dedupe=False`` (default: the
+        participant's ``dedupe``) there is no status key and every delivery applies. A ``BusinessError``
+        answers ``("business", reason)``, a lock conflict ``"locked"``; ``on_applied()`` runs after a
+        commit that applied the step."""
+        sid, step, _order = msg.payload
+        dedupe = self.dedupe if dedupe is None else dedupe
 
         def do(txn: LocalTxn) -> str:
             key = ("saga", sid, step)
-            st = txn.read(key) if self.dedupe else None
+            st = txn.read(key) if dedupe else None
             if st == "done":
                 return "done"
             if st == "compensated":
                 raise BusinessError("compensated")
-            self.resource.apply(txn, order)
-            if self.dedupe:
+            apply(txn)
+            if dedupe:
                 txn.write(key, "done")
             return "applied"
 
@@ -200,14 +208,22 @@ class Participant:
                 r = self.store.run(("saga", sid, step), do)
             except BusinessError as e:
                 raise RpcError(("business", str(e))) from None
-            except LockConflict:
+            except conflicts:
                 raise RpcError("locked") from None
             if r == "applied":
-                self.applied += 1
-                self.effect(order.id, +1)
+                on_applied()
             return "ok"
 
         return self.later(msg, go)
+
+    def _saga_do(self, msg: Message) -> Any:
+        order = msg.payload[2]
+
+        def applied() -> None:
+            self.applied += 1
+            self.effect(order.id, +1)
+
+        return self.saga_step(msg, lambda txn: self.resource.apply(txn, order), applied)
 
     def _saga_undo(self, msg: Message) -> Any:
         sid, step, order = msg.payload
