@@ -156,6 +156,7 @@ class Network:
         self.cuts: list[Cut] = []
         self._spikes: list[tuple[float, float, frozenset | None]] = []  # (factor, extra_s, nodes)
         self._loss_bursts: list[tuple[float, frozenset | None]] = []
+        self._colocated: frozenset[str] = frozenset()  # see colocate()
         # counters: every message sent is delivered, dropped, or still in flight
         self.sent = 0
         self.delivered = 0
@@ -185,6 +186,14 @@ class Network:
                     f"{param}: unknown node {n!r}; known nodes: {sorted(known)[:20]}"
                     + (" …" if len(known) > 20 else "")
                 )
+
+    def colocate(self, nodes: Iterable[str]) -> None:
+        """Messages to or from ``nodes`` take no network time (loss and partitions still apply):
+        Maelstrom's clients sit beside the servers they call, because client latency hides
+        anomalies (maelstrom/net.clj, ``latency-for``)."""
+        names = list(_names(nodes))
+        self._check_nodes("nodes", names)
+        self._colocated = self._colocated | frozenset(names)
 
     # -- partitions ------------------------------------------------------------------------
     def partition(self, groups: Sequence[Iterable[str]], *, refuse: bool = False) -> Cut:
@@ -300,6 +309,8 @@ class Network:
                 trace.event(self.env.now, "drop", src, dst, op, msg.id)
             return False
         delay = link.latency()
+        if self._colocated and (src in self._colocated or dst in self._colocated):
+            delay = 0.0
         if link.reorder and u() < link.reorder:
             delay += link.reorder_delay()
         if self._spikes:

@@ -102,7 +102,8 @@ class Node:
     # -- handlers ----------------------------------------------------------------------------
     def on(self, op: str, handler: Callable[[Message], Any]) -> None:
         """Handle messages/requests ``op``: ``handler(msg)`` returns the reply value, or is a
-        generator (run as a process; its return value is the reply), or raises RpcError."""
+        generator (run as a process; its return value is the reply), or raises RpcError.
+        ``op="*"`` handles every op that has no handler of its own (the workbench's hosts)."""
         self._handlers[op] = handler
 
     def serve(
@@ -287,7 +288,7 @@ class Node:
         if pool is not None:
             pool.arrive(msg)
             return
-        handler = self._handlers.get(msg.op)
+        handler = self._handlers.get(msg.op) or self._handlers.get("*")
         if handler is None:
             if kind == REQUEST:
                 self.reply(msg, f"no handler for {msg.op!r} on {self.name}", "error")
