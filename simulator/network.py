@@ -309,18 +309,20 @@ class Network:
                 trace.event(self.env.now, "drop", src, dst, op, msg.id)
             return False
         delay = link.latency()
-        if self._colocated and (src in self._colocated or dst in self._colocated):
-            delay = 0.0
         if link.reorder and u() < link.reorder:
             delay += link.reorder_delay()
         if self._spikes:
             delay = self._spiked(delay, src, dst)
-        self._schedule(msg, delay)
+        # Colocated: no network time, whatever the link says (its draws are still made, so
+        # colocating nodes shifts no other message's numbers).
+        near = self._colocated and (src in self._colocated or dst in self._colocated)
+        self._schedule(msg, 0.0 if near else delay)
         if link.duplicate and u() < link.duplicate:
             self.duplicated += 1
             self.sent += 1
             d2 = link.latency()
-            self._schedule(msg, self._spiked(d2, src, dst) if self._spikes else d2)
+            d2 = self._spiked(d2, src, dst) if self._spikes else d2
+            self._schedule(msg, 0.0 if near else d2)
         return True
 
     def _schedule(self, msg: Message, delay: float) -> None:

@@ -10,8 +10,6 @@ Gossip Glomers challenges are the same workloads).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from simulator.workbench import Message, Node, RPCError
 
 
@@ -295,5 +293,3 @@ def reference(workload: str, variant: str = "reference") -> type[Node]:
 def variants(workload: str) -> list[str]:
     return [k for k in REFERENCE.get(workload, {}) if k != "reference"]
 
-
-Factory = Callable[[], Node]

@@ -123,8 +123,8 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True) -> 
 
 
 def _final_reads(reads: list[Op]) -> list[Op]:
-    """The last ok read of each process group that read in the final phase (marked by the harness)."""
-    return [o for o in reads if getattr(o, "final", False) or (isinstance(o.key, str) and o.key == "final")]
+    """The ok reads of the final phase (the harness records them with key "final")."""
+    return [o for o in reads if o.key == "final"]
 
 
 def _plain(v: Any) -> Any:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.core import Simulation
 from simulator.distributions import Constant, Distribution, Exponential, Uniform
-from simulator.faults import Fault, FaultSchedule
+from simulator.faults import FaultSchedule
 from simulator.history import History
 from simulator.history.ops import Op, pair_ops
 
@@ -28,7 +28,7 @@ from . import checkers
 from . import nemesis as nem
 from .host import Host, NetStats
 from .node import Node
-from .protocol import TIMEOUT, RPCError, is_definite
+from .protocol import TIMEOUT, is_definite
 from .topology import TOPOLOGIES, topology
 from .workloads import WORKLOADS
 
@@ -136,7 +136,6 @@ class TestRun:
             self.hosts[name] = Host(self.sim, name, svc, self.stats)  # services get no init (Maelstrom)
         self.history = History()
         self.majority_side: list[bool] = []  # per invocation: its node could reach a majority
-        self._op_node: list[str] = []
         self.c0 = self.sim.node("c0")
         self._c0_pending: dict[int, str] = {}
         self._c0_id = 0
@@ -146,7 +145,7 @@ class TestRun:
         self.c0.on("*", self._c0_receive)
         self.sim.net.colocate([*self.client_names, "c0"])
         for n in self.nodes:
-            self.hosts[n].kernel.on_recover(lambda n=n: self._init_node(self.hosts[n], n))
+            self.hosts[n].kernel.on_recover(lambda n=n: self._init_node(n))
         self.end_main = opts.time_limit
         sched = opts.faults if opts.faults is not None else nem.schedule(
             self.nodes, opts.nemesis, opts.nemesis_interval, opts.time_limit, self.sim.rng("workbench.nemesis"))
@@ -156,13 +155,12 @@ class TestRun:
         self._waiting_op: tuple | None = None
         self._stagger = self.sim.uniforms("workbench.stagger")
         self.inited: set[str] = set()
-        self.finished = False
 
     # -- phases -----------------------------------------------------------------------------------
     def run(self) -> TestRun:
         o = self.opts
         for name in self.nodes:
-            self._init_node(self.hosts[name], name)
+            self._init_node(name)
         if self.workload.topology:
             topo = topology(o.topology, self.nodes)
             for n in self.nodes:
@@ -180,10 +178,9 @@ class TestRun:
         else:
             end = end + o.timeout_s + 0.001  # let the operations in flight complete or time out
         self.sim.run(until=end)
-        self.finished = True
         return self
 
-    def _init_node(self, host: Host, name: str) -> None:
+    def _init_node(self, name: str) -> None:
         self._c0_send(name, {"type": "init", "node_id": name, "node_ids": list(self.nodes)}, retry=True)
 
     def _c0_send(self, dest: str, body: dict, retry: bool = False) -> None:
@@ -237,7 +234,6 @@ class TestRun:
         h = self.history
         i = h.invoke(c.process, f, key, value, self.sim.now)
         self.majority_side.append(self._reaches_majority(c.node))
-        self._op_node.append(c.node)
         body = self.workload.request(f, None if key == "final" else key, value)
         c.busy = True
         c.index += 1
@@ -325,8 +321,4 @@ def run_test(opts: TestOptions, **kw: Any) -> TestRun:
     return TestRun(opts, **kw).run()
 
 
-def with_faults(opts: TestOptions, faults: list[Fault]) -> TestOptions:
-    return replace(opts, faults=FaultSchedule(list(faults)))
-
-
-__all__ = ["TestOptions", "TestRun", "run_test", "latency_distribution", "RPCError"]
+__all__ = ["TestOptions", "TestRun", "run_test", "latency_distribution"]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
+import simpy
 from simpy.events import Event
 
 from simulator.network import ONEWAY
@@ -133,10 +134,6 @@ class Host:
         self.send(dest, {**body, "msg_id": mid})
         return ev
 
-    def next_msg_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
-
     # -- receiving ------------------------------------------------------------------------------
     def _receive(self, wire: Wire) -> None:
         node = self.node
@@ -194,9 +191,9 @@ class Host:
             yield from gen
         except RPCError as e:
             self._answer_error(request, e)
-        except Exception as e:
-            if type(e).__name__ == "Interrupt":  # a kill: let the kernel's guard see it
-                raise
+        except simpy.Interrupt:  # a kill: the kernel's guard handles it
+            raise
+        except Exception:
             self._bug(getattr(gen, "__name__", "process"), request)
 
     def _answer_error(self, request: Message | None, e: RPCError) -> None:
