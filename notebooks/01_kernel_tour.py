@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from simulator import (Simulation, Constant, LogNormal, Exponential, Mixture,
-                       latency_percentiles, availability_by_side)
+                       latency_percentiles)
 from simulator import plots
 from simulator.runner import quick_mode
 

@@ -322,7 +322,6 @@ check_number(prediction, closed_form, tol=0.1 * closed_form, unit="charges", why
 prediction = None   # <- your answer: fraction of orders 2PC commits (0..1)
 
 # %% tags=["run"]
-import numpy as np
 from models.transactions import ShopConfig, TwoPCConfig, build_world
 from simulator import LogNormal, Simulation
 from simulator.runner.teach import agrees, check_number

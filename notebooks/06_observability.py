@@ -122,7 +122,7 @@ plt.show()
 # inventory's timeout) while the db's slowdown is shown as the fault active on that path.
 
 # %%
-import logging, tempfile
+import tempfile
 from pathlib import Path
 from simulator.observe import logs
 
