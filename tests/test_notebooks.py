@@ -22,13 +22,25 @@ def test_there_are_notebooks():
     assert NOTEBOOKS
 
 
-def test_notebooks_are_built_from_the_script(tmp_path):
-    """``scripts/build_notebooks.py`` is the single source: rebuilding changes no notebook."""
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--out", str(tmp_path)],
-                         capture_output=True, text=True, check=True)
-    assert "wrote" in out.stdout
-    for path in NOTEBOOKS:
-        assert (tmp_path / path.name).read_text() == path.read_text(), f"{path.name}: run scripts/build_notebooks.py"
+def build(*args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_notebooks_are_current_with_their_sources():
+    """Each ``notebooks/NN_name.py`` (jupytext percent format) is the source of its ``.ipynb``: building
+    would change no notebook, and no notebook lacks a source."""
+    out = build("--check")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_check_notices_a_stale_notebook(tmp_path):
+    assert build("--out", tmp_path).returncode == 0
+    assert build("--check", "--out", tmp_path).returncode == 0
+    stale = tmp_path / NOTEBOOKS[1].name
+    stale.write_text(stale.read_text().replace("cell-01", "cell-xx"))
+    out = build("--check", "--out", tmp_path)
+    assert out.returncode == 1 and stale.name in out.stdout
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.name)

@@ -1,10 +1,23 @@
 """Verdicts for the notebooks' predict-then-run exercises.
 
-An exercise is four cells (written by ``scripts/build_notebooks.py``): the question; an answer
-cell the learner edits (``prediction = None`` as shipped, or a policy to tune); a cell that
-runs the simulation and compares it with the closed form where one exists (:func:`agrees`);
-and a check cell that compares the learner's answer with the measurement (:func:`check_number`,
-:func:`check_choice`) or with a target (:func:`check_targets`).
+An exercise is four cells of a notebook's source ``notebooks/NN_name.py`` (jupytext's percent
+format): the question (``### Exercise n · title``); an answer cell the learner edits
+(``prediction = None`` as shipped, or a policy to tune); a cell that runs the simulation and
+compares it with the closed form where one exists (:func:`agrees`); and a check cell that
+compares the learner's answer with the measurement (:func:`check_number`, :func:`check_choice`)
+or with a target (:func:`check_targets`). The answer cell declares the exercise on its marker line::
+
+    # %% tags=["answer"] splitbrain={"exercise": 1, "reference": "prediction = 0.25", "wrong": "prediction = 0.5"}
+    prediction = None   # <- your answer
+    # %% tags=["run"]
+    ...
+    # %% tags=["check"]
+    check_number(prediction, closed_form, tol=0.02, why="...")
+
+``reference`` replaces the answer cell when CI and the HTML course execute the notebook; ``wrong``
+must be refused. A policy exercise adds ``"rerun": true`` (the run cell uses the answer, so the wrong
+answer is judged after rerunning it) and tags its check ``["check", "raises-exception"]`` (it is
+shipped missing its target; Jupyter's tag lets "Run all" go on).
 
 A wrong answer raises :class:`NotQuite` — an ``AssertionError`` whose message explains the
 reasoning — so a notebook run stops there, like a failing test. A missing prediction
@@ -103,7 +116,7 @@ def exercises(nb: Any) -> list[dict]:
     cur: dict | None = None
     for c in nb.cells:
         if "answer" in cell_tags(c):
-            cur = dict(c.metadata["splitbrain"], run=[], check=None)
+            cur = dict({"rerun": False}, **c.metadata["splitbrain"], run=[], check=None)
             out.append(cur)
         elif cur is not None and "run" in cell_tags(c):
             cur["run"].append(c.source)
