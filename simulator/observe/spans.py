@@ -260,8 +260,9 @@ def active_faults(sim: Simulation, a: str, b: str, now: float) -> list[str]:
     return out
 
 
-def otel_ids(seed: int, n: int, *, trace: bool) -> bytes:
-    """Deterministic OTLP id (16 bytes for a trace, 8 for a span) of row/trace ``n`` under ``seed``."""
+def otel_ids(seed: int | str, n: int, *, trace: bool) -> bytes:
+    """Deterministic OTLP id (16 bytes for a trace, 8 for a span) of row/trace ``n`` under ``seed``
+    (a run's seed, or a string naming one simulation of a run folder that holds several)."""
     size = 16 if trace else 8
     h = hashlib.blake2b(f"{seed}:{'t' if trace else 's'}{n}".encode(), digest_size=size).digest()
     return h if any(h) else b"\x01" + h[1:]  # all-zero ids are invalid in OTLP
