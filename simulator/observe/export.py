@@ -10,6 +10,10 @@ so identical runs export identical files. Simulated time t seconds becomes ``epo
 Chrome's trace-event format ("Trace Event Format", Google): ``ph: "X"`` complete events with
 ``ts``/``dur`` in microseconds; one process per node, one thread per trace on that node (a
 trace's spans on one node nest), span events as instant events (``ph: "i"``).
+
+The faults the kernel stamped on a span (``faults``, ``fault_at``: :mod:`.spans`) travel with it:
+OTLP's ``splitbrain.faults`` attribute and one ``fault active`` span event per fault, Chrome's
+``args.faults`` and an instant event — so a viewer shows why a request failed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .spans import otel_ids
+from .spans import FAULT_SEP, otel_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,9 +61,17 @@ def service_of(node: str) -> str:
     return head if sep and tail.isdigit() else node
 
 
-def otlp_request(spans: pd.DataFrame, *, seed: int = 0, events: pd.DataFrame | None = None,
-                 epoch_ns: int = 0):
-    """An ``ExportTraceServiceRequest`` protobuf of the spans (one ResourceSpans per service)."""
+def faults_of(r) -> tuple[list[str], float]:
+    """A span row's stamped fault labels and when the first was seen (rows saved before stamping: none)."""
+    text = getattr(r, "faults", "") or ""
+    at = getattr(r, "fault_at", math.nan)
+    return (text.split(FAULT_SEP) if text else []), (r.start if at is None or math.isnan(at) else float(at))
+
+
+def otlp_request(spans: pd.DataFrame, *, seed: int | str = 0, events: pd.DataFrame | None = None,
+                 epoch_ns: int = 0, resource: dict[str, str] | None = None):
+    """An ``ExportTraceServiceRequest`` protobuf of the spans (one ResourceSpans per service;
+    ``resource``: extra resource attributes, e.g. the arm a run folder's spans came from)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.trace.v1 import trace_pb2
@@ -85,7 +97,8 @@ def otlp_request(spans: pd.DataFrame, *, seed: int = 0, events: pd.DataFrame | N
         scope = by_service.get(svc)
         if scope is None:
             rs = req.resource_spans.add()
-            rs.resource.attributes.extend([kv("service.name", svc)])
+            rs.resource.attributes.extend([kv("service.name", svc)]
+                                          + [kv(k, v) for k, v in sorted((resource or {}).items())])
             scope = rs.scope_spans.add()
             scope.scope.name = "splitbrain"
             by_service[svc] = scope
@@ -106,6 +119,9 @@ def otlp_request(spans: pd.DataFrame, *, seed: int = 0, events: pd.DataFrame | N
                 attrs.append(kv(f"splitbrain.server.{col}_s", float(v)))
         if r.request >= 0:
             attrs.append(kv("splitbrain.request", int(r.request)))
+        faults, fault_at = faults_of(r)
+        if faults:
+            attrs.append(kv("splitbrain.faults", FAULT_SEP.join(faults)))
         sp.attributes.extend(attrs)
         if r.outcome == "ok":
             sp.status.code = trace_pb2.Status.STATUS_CODE_OK
@@ -118,16 +134,28 @@ def otlp_request(spans: pd.DataFrame, *, seed: int = 0, events: pd.DataFrame | N
             e.name = name
             if detail:
                 e.attributes.extend([kv("detail", detail)])
+        for f in faults:
+            e = sp.events.add()
+            e.time_unix_nano = ns(fault_at)
+            e.name = "fault active"
+            e.attributes.extend([kv("splitbrain.fault", f)])
     return req
 
 
 def write_otlp_json(spans: pd.DataFrame, path: str | Path, *, seed: int = 0, events: pd.DataFrame | None = None,
                     epoch_ns: int = 0) -> Path:
     """Write OTLP/JSON (an ExportTraceServiceRequest) to ``path``."""
+    path = Path(path)
+    path.write_text(otlp_json(otlp_request(spans, seed=seed, events=events, epoch_ns=epoch_ns)))
+    return path
+
+
+def otlp_json(req) -> str:
+    """An ExportTraceServiceRequest as OTLP/JSON text (compact, ids in hex, enums as integers)."""
     from google.protobuf import json_format
 
-    req = otlp_request(spans, seed=seed, events=events, epoch_ns=epoch_ns)
-    d = json_format.MessageToDict(req)
+    # OTLP/JSON: "values of enum fields MUST be encoded as integer values" (SpanKind, StatusCode)
+    d = json_format.MessageToDict(req, use_integers_for_enums=True)
     # OTLP/JSON encodes trace and span ids as hex, not protobuf-JSON's base64 (OTLP spec, "JSON Protobuf
     # Encoding"); the structure itself is json_format's.
     for rs in d.get("resourceSpans", []):
@@ -136,9 +164,7 @@ def write_otlp_json(spans: pd.DataFrame, path: str | Path, *, seed: int = 0, eve
                 for k in ("traceId", "spanId", "parentSpanId"):
                     if k in s:
                         s[k] = _b64_to_hex(s[k])
-    path = Path(path)
-    path.write_text(json.dumps(d, separators=(",", ":")))
-    return path
+    return json.dumps(d, separators=(",", ":"))
 
 
 def read_otlp_json(path: str | Path):
@@ -168,20 +194,30 @@ def _hex_to_b64(s: str) -> str:
     return base64.b64encode(bytes.fromhex(s)).decode()
 
 
-def chrome_trace(spans: pd.DataFrame, *, events: pd.DataFrame | None = None) -> dict:
-    """Chrome trace-event JSON (``{"traceEvents": [...]}``) of the spans; loads in Perfetto."""
+def chrome_trace(spans: pd.DataFrame, *, events: pd.DataFrame | None = None, prefix: str = "",
+                 first_pid: int = 1) -> dict:
+    """Chrome trace-event JSON (``{"traceEvents": [...]}``) of the spans; loads in Perfetto.
+    One process per node (pids from ``first_pid``, names led by ``prefix``: several simulations
+    side by side)."""
     nodes = sorted(set(spans["node"]))
-    pid = {n: i + 1 for i, n in enumerate(nodes)}
-    out: list[dict] = [{"name": "process_name", "ph": "M", "pid": pid[n], "tid": 0, "args": {"name": n}}
+    pid = {n: i + first_pid for i, n in enumerate(nodes)}
+    out: list[dict] = [{"name": "process_name", "ph": "M", "pid": pid[n], "tid": 0, "args": {"name": prefix + n}}
                        for n in nodes]
     evs = _event_lists(spans, events)
     for r in spans.itertuples(index=False):
         if math.isnan(r.end):
             continue
+        args = {"outcome": r.outcome, "attempt": int(r.attempt), "hedge": bool(r.hedge),
+                "span_id": int(r.span_id), "parent_id": int(r.parent_id)}
+        faults, fault_at = faults_of(r)
+        if faults:
+            args["faults"] = FAULT_SEP.join(faults)
         out.append({"name": f"{r.op} -> {r.peer}", "cat": r.kind, "ph": "X", "pid": pid[r.node],
                     "tid": int(r.trace_id), "ts": r.start * 1e6, "dur": max(0.0, (r.end - r.start) * 1e6),
-                    "args": {"outcome": r.outcome, "attempt": int(r.attempt), "hedge": bool(r.hedge),
-                             "span_id": int(r.span_id), "parent_id": int(r.parent_id)}})
+                    "args": args})
+        if faults:
+            out.append({"name": "fault active", "cat": "fault", "ph": "i", "s": "t", "pid": pid[r.node],
+                        "tid": int(r.trace_id), "ts": fault_at * 1e6, "args": {"faults": args["faults"]}})
         for t, name, detail in evs.get(int(r.span_id), ()):
             out.append({"name": name, "ph": "i", "s": "t", "pid": pid[r.node], "tid": int(r.trace_id),
                         "ts": t * 1e6, "args": {"detail": detail}})

@@ -47,12 +47,12 @@ def service_of(node: str) -> str:
     return head if head and tail.isdigit() else node
 
 
-def trace_hex(seed: int, trace: int) -> str:
+def trace_hex(seed: int | str, trace: int) -> str:
     """The 32-hex-digit trace id of trace row ``trace`` under ``seed`` (as exported to OTLP)."""
     return otel_ids(seed, int(trace), trace=True).hex()
 
 
-def span_hex(seed: int, span: int) -> str:
+def span_hex(seed: int | str, span: int) -> str:
     """The 16-hex-digit span id of span row ``span`` under ``seed``."""
     return otel_ids(seed, int(span), trace=False).hex()
 
@@ -128,13 +128,15 @@ def span_log_records(spans: pd.DataFrame, seed: int) -> list[tuple[float, str, i
     """The lines a run's services would have logged, as ``(time, node, level, message, trace row,
     span row, fields)`` sorted by time: a server's "handled OP" when it replied, a caller's
     "call to PEER OP failed: OUTCOME" when a call ended badly, a logical call's decisions (span
-    events) and its failure."""
+    events) and its failure. A failure line carries the faults stamped on its span (``faults``)."""
     rows: list[tuple[float, str, int, str, int, int, dict]] = []
+    faults = spans["faults"] if "faults" in spans else [""] * len(spans)
     cols = ("span_id", "trace_id", "kind", "node", "peer", "op", "start", "end", "arrive", "served", "replied",
             "outcome", "attempt")
-    for s, t, kind, node, peer, op, start, end, arrive, served, replied, outcome, attempt in zip(
-            *(spans[c] for c in cols)):
+    for (s, t, kind, node, peer, op, start, end, arrive, served, replied, outcome, attempt), why in zip(
+            zip(*(spans[c] for c in cols)), faults):
         s, t = int(s), int(t)
+        why = {"faults": why} if why else {}
         if kind == "client":
             if not math.isnan(replied):
                 q = served - arrive if not math.isnan(served) else math.nan
@@ -144,9 +146,10 @@ def span_log_records(spans: pd.DataFrame, seed: int) -> list[tuple[float, str, i
                              t, s, {"outcome": answered, "queue_ms": _ms(q), "service_ms": _ms(replied - served)}))
             if outcome not in ("ok", "fallback", "in_flight") and not math.isnan(end):
                 rows.append((end, node, logging.WARNING, f"call to {peer} {op} failed: {outcome}", t, s,
-                             {"elapsed_ms": _ms(end - start), "attempt": int(attempt)}))
+                             {"elapsed_ms": _ms(end - start), "attempt": int(attempt), **why}))
         elif outcome not in ("ok", "fallback", "in_flight") and not math.isnan(end):
-            rows.append((end, node, logging.ERROR, f"{op} failed: {outcome}", t, s, {"elapsed_ms": _ms(end - start)}))
+            rows.append((end, node, logging.ERROR, f"{op} failed: {outcome}", t, s,
+                         {"elapsed_ms": _ms(end - start), **why}))
     if "events" in spans:
         node_of = dict(zip(spans["span_id"], spans["node"]))
         trace_of = dict(zip(spans["span_id"], spans["trace_id"]))
@@ -171,6 +174,19 @@ def emit_span_logs(spans: pd.DataFrame, seed: int) -> int:
             _emit(node, level, msg, time, trace_hex(seed, t), span_hex(seed, s), fields)
             n += 1
     return n
+
+
+def span_log_lines(spans: pd.DataFrame, seed: int | str, extra: dict[str, Any] | None = None) -> list[str]:
+    """:func:`span_log_records` as JSON lines (:data:`LINE_FIELDS`, what :class:`JsonFormatter`
+    writes), without going through ``logging``: every level, in time order. ``extra`` joins each
+    line's ``fields`` (e.g. the arm of a run folder holding several simulations)."""
+    out = []
+    for time, node, level, msg, t, s, fields in span_log_records(spans, seed):
+        out.append(json.dumps({
+            "time": round(float(time), 9), "service": service_of(node), "node": node,
+            "level": logging.getLevelName(level), "trace_id": trace_hex(seed, t), "span_id": span_hex(seed, s),
+            "message": msg, "fields": {**fields, **(extra or {})}}, default=str))
+    return out
 
 
 def read_json_log(path: str | Path) -> pd.DataFrame:

@@ -18,6 +18,14 @@ and ``replied`` (reply sent), so a span splits into network, queueing and servic
 Storage is columnar (one list per field, rows = spans; events in their own columns); ids are
 row numbers, turned into OTLP's 16/8-byte ids from the run's seed at export
 (:func:`otel_ids`). ``frame()`` / ``events_frame()`` build DataFrames once.
+
+Fault stamping: every RPC span records the faults active on its path — a partition cutting
+caller <-> callee either way, the callee or caller crashed, paused or slowed, a latency spike or
+loss burst touching the link — looked up in the kernel's live state when the call is sent, when
+it reaches the server and when it ends (:func:`active_faults`). The labels go to two columns,
+``faults`` ("crash(D-0); partition(A-0|B-0,B-1)", ``""`` when none) and ``fault_at`` (when the
+first was seen, NaN when none), and up the span's ancestors, so a request's root span says why
+it failed. Only span code looks, so tracing off pays nothing for it.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ if TYPE_CHECKING:
 
 KINDS = ("client", "internal")
 SPAN_COLUMNS = ("trace_id", "span_id", "parent_id", "kind", "node", "peer", "op", "start", "end", "arrive",
-                "served", "replied", "outcome", "attempt", "hedge", "request")
+                "served", "replied", "outcome", "attempt", "hedge", "request", "faults", "fault_at")
+FAULT_SEP = "; "
 
 
 class Spans:
@@ -57,6 +66,9 @@ class Spans:
         self.attempt: list[int] = []
         self.hedge: list[bool] = []
         self.request: list[int] = []  # the metrics rid of the client request, -1 if none
+        self.faults: list[str] = []  # FAULT_SEP-joined labels of the faults on the span's path
+        self.fault_at: list[float] = []  # when the first of them was seen (NaN: none)
+        self.sim: Simulation | None = None  # set by enable_spans: the live state faults are read from
         self.ev_span: list[int] = []
         self.ev_time: list[float] = []
         self.ev_name: list[str] = []
@@ -95,7 +107,24 @@ class Spans:
         self.attempt.append(attempt)
         self.hedge.append(hedge)
         self.request.append(request)
+        self.faults.append("")
+        self.fault_at.append(math.nan)
         return s
+
+    def stamp(self, s: int, now: float) -> None:
+        """Add the faults active now on span ``s``'s path (caller <-> callee) to it and its ancestors."""
+        sim = self.sim
+        if sim is None:
+            return
+        labels = active_faults(sim, self.node[s], self.peer[s], now)
+        while labels and s >= 0:
+            have = self.faults[s]
+            new = [lb for lb in labels if lb not in have.split(FAULT_SEP)]
+            if new:
+                self.faults[s] = FAULT_SEP.join(([have] if have else []) + new)
+                if self.fault_at[s] != self.fault_at[s]:
+                    self.fault_at[s] = now
+            s = self.parent[s]
 
     def close(self, s: int, now: float, outcome: str) -> None:
         if self.outcome[s] == "in_flight":
@@ -115,8 +144,10 @@ class Spans:
         self.next_attempt, self.next_hedge = 1, False
         self.by_rid[rid] = s
         parent = self.parent[s]
+        self.stamp(s, now)
 
         def cb(outcome: str, value: Any) -> None:
+            self.stamp(s, env.now)
             self.close(s, env.now, outcome)
             prev, self.current = self.current, parent
             try:
@@ -144,6 +175,7 @@ class Spans:
         s = self.by_rid.get(rid, -1)
         if s >= 0 and self.arrive[s] != self.arrive[s]:  # NaN: first copy only
             self.arrive[s] = now
+            self.stamp(s, now)
         return s
 
     # -- views --------------------------------------------------------------------------------
@@ -160,6 +192,7 @@ class Spans:
             "served": np.asarray(self.served, dtype=float), "replied": np.asarray(self.replied, dtype=float),
             "outcome": self.outcome, "attempt": np.asarray(self.attempt, dtype=np.int64),
             "hedge": np.asarray(self.hedge, dtype=bool), "request": np.asarray(self.request, dtype=np.int64),
+            "faults": self.faults, "fault_at": np.asarray(self.fault_at, dtype=float),
         })
 
     def events_frame(self) -> pd.DataFrame:
@@ -174,14 +207,62 @@ def enable_spans(sim: Simulation) -> Spans:
     sp = getattr(sim, "spans", None)
     if sp is None:
         sp = Spans(sim.seed)
+        sp.sim = sim
         sim.spans = sp
     for node in sim.nodes.values():
         node._spans = sp
     return sp
 
 
-def otel_ids(seed: int, n: int, *, trace: bool) -> bytes:
-    """Deterministic OTLP id (16 bytes for a trace, 8 for a span) of row/trace ``n`` under ``seed``."""
+def _few(names) -> str:
+    names = sorted(names)
+    return ",".join(names[:4]) + (f",+{len(names) - 4}" if len(names) > 4 else "")
+
+
+def _cut_label(cut) -> str:
+    groups = getattr(cut, "groups", None)
+    if groups is not None:
+        return f"partition({'|'.join(_few(g) for g in groups)})"
+    src, dst = getattr(cut, "src", ()), getattr(cut, "dst", ())
+    return f"partition_oneway({_few(src)}->{_few(dst)})"
+
+
+def _on(nodes) -> str:
+    return "" if nodes is None else f" on {_few(nodes)}"
+
+
+def active_faults(sim: Simulation, a: str, b: str, now: float) -> list[str]:
+    """Labels of the faults active at ``now`` on the path between nodes ``a`` and ``b`` (either
+    direction): partitions cutting it, ``b`` or ``a`` crashed / paused / slowed, latency spikes and
+    loss bursts touching the link. Read from the kernel's live state (``net.cuts``, the nodes)."""
+    net = sim.net
+    out: list[str] = []
+    for c in net.cuts:
+        if c.blocks(a, b) or c.blocks(b, a):
+            out.append(_cut_label(c))
+    nodes = sim.nodes
+    for name in (b, a) if a != b else (b,):
+        n = nodes.get(name)
+        if n is None:
+            continue
+        if not n.up:
+            out.append(f"{'crash_stop' if n.stopped else 'crash'}({name})")
+        elif n._paused_until > now:
+            out.append(f"pause({name})")
+        if n.slow_factor != 1.0:
+            out.append(f"slowdown({name} x{n.slow_factor:g})")
+    for factor, extra, on in net._spikes:
+        if on is None or a in on or b in on:
+            out.append(f"latency_spike(x{factor:g} +{extra:g}s{_on(on)})")
+    for p, on in net._loss_bursts:
+        if on is None or a in on or b in on:
+            out.append(f"loss_burst({p:g}{_on(on)})")
+    return out
+
+
+def otel_ids(seed: int | str, n: int, *, trace: bool) -> bytes:
+    """Deterministic OTLP id (16 bytes for a trace, 8 for a span) of row/trace ``n`` under ``seed``
+    (a run's seed, or a string naming one simulation of a run folder that holds several)."""
     size = 16 if trace else 8
     h = hashlib.blake2b(f"{seed}:{'t' if trace else 's'}{n}".encode(), digest_size=size).digest()
     return h if any(h) else b"\x01" + h[1:]  # all-zero ids are invalid in OTLP

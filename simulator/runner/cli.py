@@ -8,6 +8,7 @@
     splitbrain validate [--quick]
     splitbrain hunt SCENARIO --property P [--seeds N] [--start S] [--variant V] [--workers K | --serial]
     splitbrain report RUN [--out FILE] [--worst N]
+    splitbrain export RUN [--otlp FILE.json] [--chrome FILE.json] [--logs FILE.jsonl] [--force]
 
 Exit codes: 0 success; 1 a cell failed, a history is not linearizable or a reproduction
 missed; 2 bad input (refused before any work starts); 3 a check could not decide (unknown).
@@ -127,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default: RUN/report.html)")
     rep.add_argument("--worst", type=int, default=2, metavar="N",
                      help="waterfalls of the N slowest requests per arm when the run saved spans (0..20; default 2)")
+    from .export_cmd import add_parser as add_export
+
+    add_export(sub, EXIT_CODES)
     return ap
 
 
@@ -177,6 +181,10 @@ def _dispatch(args, argv) -> int:
         return _explain(args)
     if args.cmd == "report":
         return _report(args)
+    if args.cmd == "export":
+        from .export_cmd import main as export_main
+
+        return export_main(args)
     return _run(args, argv)
 
 
