@@ -7,6 +7,7 @@ policy/side name (:func:`color_for`), so "retry" is the same color in every figu
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +190,9 @@ def space_time(trace: pd.DataFrame, *, nodes: Sequence[str] | None = None, t0: f
             ax.annotate("", xy=(m["time_end"], yd), xytext=(m["time"], ys),
                         arrowprops=dict(arrowstyle="->", color=color, lw=0.9, alpha=0.8))
         else:  # dropped: a dashed stub ending in a red cross a third of the way (never on a node line)
-            xm, ym = m["time"] + 0.35 * (m["time_end"] - m["time"]), ys + 0.35 * (yd - ys)
+            # a message dropped as it was sent still slants toward its destination (its direction shows)
+            dt = max(m["time_end"] - m["time"], 0.03 * (hi - lo))
+            xm, ym = m["time"] + 0.35 * dt, ys + 0.35 * (yd - ys)
             ax.plot([m["time"], xm], [ys, ym], ls="--", color=color, lw=0.9, alpha=0.8)
             ax.plot(xm, ym, marker="x", color=FAULT_COLOR, ms=7, mew=2)
     ops = list(dict.fromkeys(msgs["op"]))
@@ -277,4 +280,67 @@ def availability_by_arm(frames: dict[str, pd.DataFrame], window: tuple[float, fl
     axes[0].set_ylabel("availability (fraction ok)")
     axes[1].legend(loc="lower right", fontsize=8)
     fig.suptitle(title)
+    return fig
+
+
+_OP_MARKERS = {"ok": ("o", 1.0), "fail": ("x", 0.9), "info": ("^", 0.9)}
+
+
+def op_latency(ops: Sequence[Any], *, ax=None, title: str | None = None):
+    """Jepsen's ``latency-raw`` plot: one point per operation at its invocation time, its latency in
+    ms (log scale) up, colour by function, marker by outcome (ok ●, fail ×, info ▲ — an info
+    operation timed out, so its point sits at the client's timeout)."""
+    fig, ax = _ax(ax, figsize=(9, 4))
+    fs = sorted({o.f for o in ops})
+    for f in fs:
+        for typ, (marker, alpha) in _OP_MARKERS.items():
+            sel = [o for o in ops if o.f == f and o.type == typ and o.complete_time is not None]
+            if not sel:
+                continue
+            ax.scatter([o.invoke_time for o in sel], [max(1e-3, 1000 * (o.complete_time - o.invoke_time))
+                                                     for o in sel],
+                       s=14, marker=marker, color=color_for(f), alpha=alpha, label=f"{f} {typ}",
+                       linewidths=1.2 if marker == "x" else 0)
+    lat = [o.complete_time - o.invoke_time for o in ops if o.complete_time is not None]
+    if lat and max(lat) <= 1e-9:  # every reply came at once: say so instead of a log axis of nothing
+        ax.set_yscale("linear")
+        ax.set_ylim(-1, 1)
+        ax.text(0.5, 0.75, "every operation took 0 ms of simulated time: the node answered at once and\n"
+                "clients sit beside their node (Maelstrom: no client latency)", transform=ax.transAxes,
+                ha="center", fontsize=9, color="0.3")
+        ax.set_ylabel("latency (ms)")
+    else:
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms, log)")
+    ax.set_xlabel("invocation time (s, simulated)")
+    if fs:
+        ax.legend(loc="upper right", fontsize=8, ncol=min(4, 3 * len(fs)))
+    ax.set_title(title or "Latency of every operation")
+    return fig
+
+
+def op_rate(ops: Sequence[Any], *, ax=None, title: str | None = None, bins: int | None = None):
+    """Jepsen's ``rate`` plot: completions per second over time, one line per function and outcome
+    (``bins`` buckets; default one per second, at most 60)."""
+    import numpy as np
+
+    fig, ax = _ax(ax, figsize=(9, 4))
+    done = [o for o in ops if o.complete_time is not None]
+    if done:
+        hi = max(o.complete_time for o in done)
+        n = bins or int(min(60, max(1, math.ceil(hi))))
+        edges = np.linspace(0.0, max(hi, 1e-9), n + 1)
+        width = edges[1] - edges[0]
+        for f in sorted({o.f for o in done}):
+            for typ in _OP_MARKERS:
+                t = [o.complete_time for o in done if o.f == f and o.type == typ]
+                if not t:
+                    continue
+                counts, _ = np.histogram(t, bins=edges)
+                ax.plot(edges[:-1] + width / 2, counts / width, color=color_for(f),
+                        ls={"ok": "-", "fail": ":", "info": "--"}[typ], label=f"{f} {typ}")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("time (s, simulated)")
+    ax.set_ylabel("operations per second")
+    ax.set_title(title or "Throughput by function and outcome")
     return fig

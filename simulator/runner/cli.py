@@ -6,6 +6,7 @@
     splitbrain sweep NAME --grid k=v1,v2 [--grid k2=a,b] [--seeds N] [--dry-run]
     splitbrain check linearizable FILE [--model M] [--initial V] [--time-limit S] [--json]
     splitbrain validate [--quick]
+    splitbrain test -w WORKLOAD --node FILE.py:Class|reference[:VARIANT] [maelstrom test's flags]
     splitbrain hunt SCENARIO --property P [--seeds N] [--start S] [--variant V] [--workers K | --serial]
     splitbrain report RUN [--out FILE] [--worst N]
     splitbrain export RUN [--otlp FILE.json] [--chrome FILE.json] [--logs FILE.jsonl] [--force]
@@ -104,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--txn-model", default=None, metavar="MODEL",
                      help="transactions: the consistency model to judge against (default strict-serializable)")
     chk.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    from .workbench_cmd import add_parser as add_test
+
+    add_test(sub)
     from .hunt import add_parser as add_hunt
 
     add_hunt(sub, EXIT_CODES)
@@ -171,6 +175,10 @@ def _dispatch(args, argv) -> int:
         return 0
     if args.cmd == "check":
         return _check(args)
+    if args.cmd == "test":
+        from .workbench_cmd import run_test_cmd
+
+        return run_test_cmd(args, argv)
     if args.cmd == "hunt":
         return _hunt(args)
     if args.cmd == "validate":

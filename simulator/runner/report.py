@@ -407,6 +407,8 @@ def render(run: str | Path, *, worst: int = 2) -> str:
     matplotlib.use("Agg", force=False)
     run = Path(run)
     meta = read_metadata(run)
+    if meta.get("kind") == "workbench-test":
+        return _render_test(run, meta)
     name = str(meta["experiment"])
     mod, question = None, ""
     try:
@@ -432,6 +434,68 @@ def render(run: str | Path, *, worst: int = 2) -> str:
             + f"<nav>{nav}</nav>{body}"
             + '<p class="note">Made by <code>splitbrain report</code>; self-contained: no scripts, no network.</p>'
             + "</body></html>\n")
+
+
+def _page(title: str, lead: str, nav_ids: list[tuple[str, str]], body: str) -> str:
+    nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in nav_ids if f'id="{i}"' in body)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{_e(title)}</h1>{lead}<nav>{nav}</nav>{body}"
+            + '<p class="note">Made by <code>splitbrain report</code>; self-contained: no scripts, no network.</p>'
+            + "</body></html>\n")
+
+
+def _render_test(run: Path, meta: dict) -> str:
+    """The page of a ``splitbrain test`` run folder: verdict, checker results with witnesses,
+    network and latency stats, the figures, the fault schedule (and its shrunk form), node logs."""
+    res = json.loads((run / "results.json").read_text())
+    good = res.get("valid") is True
+    verdict = f'<p class="{"ok" if good else "bad"}">{_e(meta.get("verdict", ""))}</p>'
+    if not meta.get("deterministic", True):
+        verdict += '<p class="note">An external program ran in real time: this run is not deterministic.</p>'
+    opts = meta.get("options") or {}
+    body = ['<h2 id="run">Run</h2>' + _kv_table(
+        [("node", _e(meta.get("node"))), ("seed", _e(meta.get("seed"))),
+         ("command", f"<code>{_e(shlex.join(meta['command']))}</code>" if meta.get("command") else "–"),
+         ("git", _e((meta.get("git") or {}).get("revision")))]
+        + [(k, _e(_fmt(v))) for k, v in opts.items() if k != "faults"])]
+    checks = []
+    for part in ("workload", "availability"):
+        r = res.get(part) or {}
+        klass = "ok" if r.get("valid") is True else "bad"
+        rows = [(k, _e(_fmt(v))) for k, v in r.items() if k != "witness"]
+        wit = "".join(f"<li><code>{_e(w)}</code></li>" for w in r.get("witness") or [])
+        checks.append(f'<h3>{_e(part)}: <span class="{klass}">{_e(r.get("valid"))}</span></h3>' + _kv_table(rows)
+                      + (f"<p>witness:</p><ul>{wit}</ul>" if wit else ""))
+    body.append('<h2 id="checks">Checkers</h2>' + "".join(checks))
+    net, perf = res.get("net") or {}, res.get("perf") or {}
+    body.append('<h2 id="stats">Stats</h2>' + _kv_table(
+        [(k, _e(_fmt(v))) for k, v in {**net, **{k: v for k, v in perf.items() if k != "latency_ms"}}.items()]
+        + [(f"latency ms ({f})", _e(_fmt(q))) for f, q in (perf.get("latency_ms") or {}).items()]
+        + [("wall seconds", _e(res.get("wall_s"))), ("simulated s per wall s", _e(res.get("sim_s_per_wall_s")))]))
+    figs = []
+    for name, caption in (("space-time", "space-time (Lamport) diagram of the messages"),
+                          ("space-time-minimal", "the same test replayed with the minimal failing schedule"),
+                          ("latency", "latency of every operation"), ("rate", "operations per second")):
+        f = run / "figures" / f"{name}.png"
+        if f.exists():
+            figs.append(_figure(f.read_bytes(), caption, caption))
+    body.append('<h2 id="figures">Figures</h2>' + "".join(figs))
+    faults = json.loads((run / "faults.json").read_text()) if (run / "faults.json").exists() else []
+    out = f'<h2 id="faults">Fault schedule ({len(faults)} faults)</h2><pre>{_e(json.dumps(faults, indent=1))}</pre>'
+    if res.get("minimal"):
+        m = res["minimal"]
+        out += (f"<h3>Shrunk to {len(m['faults'])} of {m['original_faults']} faults ({m['tries']} runs)</h3>"
+                f"<pre>{_e(json.dumps(m['faults'], indent=1))}</pre><p>replay: <code>{_e(m['replay'])}</code></p>")
+    body.append(out)
+    logs = sorted((run / "node-logs").glob("*.log")) if (run / "node-logs").is_dir() else []
+    if logs:
+        body.append('<h2 id="logs">Node logs</h2>' + "".join(
+            f"<details><summary>{_e(p.stem)}</summary><pre>{_e(p.read_text()[-20_000:])}</pre></details>"
+            for p in logs))
+    ids = [("run", "Run"), ("checks", "Checkers"), ("stats", "Stats"), ("figures", "Figures"),
+           ("faults", "Faults"), ("logs", "Node logs")]
+    return _page(f"splitbrain test: {meta.get('workload')}", verdict, ids, "".join(body))
 
 
 def write_report(run: str | Path, out: str | Path | None = None, *, worst: int = 2) -> Path:

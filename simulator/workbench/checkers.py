@@ -14,8 +14,8 @@ from typing import Any
 from simulator.history.ops import Op, freeze
 
 
-def _q(xs: Sequence[float]) -> dict[str, float]:
-    """Latency quantiles in ms, as Jepsen prints them (0, 0.5, 0.95, 0.99, 1)."""
+def quantiles_ms(xs: Sequence[float]) -> dict[str, float]:
+    """Latency quantiles in ms of ``xs`` (seconds), as Jepsen prints them (0, 0.5, 0.95, 0.99, 1)."""
     if not xs:
         return {}
     s = sorted(xs)
@@ -24,6 +24,9 @@ def _q(xs: Sequence[float]) -> dict[str, float]:
         return round(1000 * s[min(len(s) - 1, int(math.floor(p * len(s))))], 3)
 
     return {"0": at(0), "0.5": at(0.5), "0.95": at(0.95), "0.99": at(0.99), "1": round(1000 * s[-1], 3)}
+
+
+_q = quantiles_ms
 
 
 def echo(ops: list[Op]) -> dict:

@@ -65,6 +65,14 @@ class Workload:
         return bool(self.rng.random() < 0.5)
 
 
+def _sorted(xs: list) -> list:
+    """A read's elements in order (numbers numerically; mixed types by their repr)."""
+    try:
+        return sorted(xs)
+    except TypeError:
+        return sorted(xs, key=repr)
+
+
 @workload
 class Echo(Workload):
     name = "echo"
@@ -117,7 +125,7 @@ class _SetLike(Workload):
     def result(self, f: str, key: Any, value: Any, reply: dict) -> Any:
         if f == "read":
             v = reply.get(self.read_field)
-            return sorted(v, key=repr) if isinstance(v, list) else v
+            return _sorted(v) if isinstance(v, list) else v
         return value
 
     def final_op(self) -> tuple[str, Any, Any]:
