@@ -96,3 +96,34 @@ def test_an_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     assert main(["test", "-w", "echo", "--node", "reference", "--out", str(out)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+HUNT = ["hunt", "-w", "broadcast", "--time-limit", "10", "--nemesis", "partition", "--latency", "100",
+        "--seeds", "30", "--serial", "--json"]
+
+
+def test_hunt_finds_no_retry_seeds_and_its_minimal_schedule_replays(tmp_path, capsys):
+    save = tmp_path / "min.json"
+    assert main([*HUNT, "--node", "reference:no-retry", "--save", str(save)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["failing"]) >= 5 and not out["errors"]
+    m = out["minimal"]
+    assert 1 <= len(m["faults"]) <= 3 and save.exists()
+    argv = m["replay"].split()[1:]
+    assert main([*argv, "--out", str(tmp_path / "replay"), "--no-shrink"]) == 1
+    capsys.readouterr()
+    # a failing seed's own replay command fails too (same seed, same nemesis: deterministic)
+    argv = out["failing"][-1]["replay"].split()[1:]
+    assert main([*argv, "--out", str(tmp_path / "seed"), "--no-shrink"]) == 1
+
+
+def test_hunt_of_the_reference_finds_nothing(capsys):
+    assert main([*HUNT, "--node", "reference"]) == 0
+    assert json.loads(capsys.readouterr().out)["failing"] == []
+
+
+def test_hunt_refuses_an_external_program_and_a_missing_target(capsys):
+    assert main(["hunt", "-w", "echo", "--bin", "/bin/cat"]) == 2
+    assert "deterministic node" in capsys.readouterr().err
+    assert main(["hunt", "--seeds", "3"]) == 2
+    assert "hunt what?" in capsys.readouterr().err

@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from simulator.faults import Fault, FaultSchedule, Pause
 
@@ -65,6 +66,12 @@ def scenarios() -> dict[str, Scenario]:
 
 
 def get_scenario(name: str) -> Scenario:
+    if name.startswith("workbench:"):  # a workbench test (splitbrain hunt --workload W --node ...)
+        if name not in _SCENARIOS:
+            from .workbench_cmd import scenario_parts
+
+            _SCENARIOS[name] = Scenario(name=name, **scenario_parts(name))
+        return _SCENARIOS[name]
     sc = scenarios()
     if name not in sc:
         raise ValueError(f"unknown scenario {name!r}; scenarios: {', '.join(sc)}")
@@ -274,6 +281,10 @@ def shrink_seed(scenario: str, prop: str, seed: int, variant: str, schedule: Fau
 
 # -- the command --------------------------------------------------------------------------------
 def replay_command(scenario: str, prop: str, seed: int, variant: str, faults: str | None = None) -> str:
+    if scenario.startswith("workbench:"):
+        from .workbench_cmd import hunt_replay
+
+        return hunt_replay(scenario, seed, faults)
     cmd = f"splitbrain hunt {scenario} --property {prop} --seeds 1 --start {seed}"
     if variant != "shipped":
         cmd += f" --variant {variant}"
@@ -283,13 +294,23 @@ def replay_command(scenario: str, prop: str, seed: int, variant: str, faults: st
 def main(args) -> int:
     """``splitbrain hunt``: exit 0 nothing found, 1 failing seeds found, 2 bad input."""
     import json
-    from pathlib import Path
 
     from .params import ExperimentError
 
-    if args.scenario not in scenarios():
+    if (args.scenario is None) == (args.workload is None):
+        raise ExperimentError("hunt what? a SCENARIO (" + ", ".join(scenarios()) + ") or --workload W --node SPEC, "
+                              "exactly one of them")
+    if args.workload is not None:
+        from .workbench_cmd import hunt_spec
+
+        sc = get_scenario(hunt_spec(args))
+        args.property = args.property or "valid"
+    elif args.scenario not in scenarios():
         raise ExperimentError(f"unknown scenario {args.scenario!r}; scenarios: {', '.join(scenarios())}")
-    sc = scenarios()[args.scenario]
+    else:
+        sc = scenarios()[args.scenario]
+    if args.property is None:
+        raise ExperimentError(f"--property is required for {sc.name}; properties: {', '.join(sc.properties)}")
     if args.property not in sc.properties:
         raise ExperimentError(f"--property {args.property!r} is not a property of {sc.name}; "
                               f"properties: {', '.join(sc.properties)}")
@@ -332,14 +353,15 @@ def main(args) -> int:
     except ValueError as e:
         raise ExperimentError(str(e)) from None
     failing = res["failing"]
-    out = {"scenario": sc.name, "property": args.property, "variant": args.variant, "seeds": args.seeds,
+    label = sc.doc if sc.name.startswith("workbench:") else f"{sc.name} ({args.variant})"
+    out = {"scenario": label, "property": args.property, "variant": args.variant, "seeds": args.seeds,
            "start": args.start, "workers": res["workers"], "seconds": round(res["seconds"], 3),
            "seeds_per_s": round(res["seeds_per_s"], 2),
            "failing": [{"seed": s, "replay": replay_command(sc.name, args.property, s, args.variant, args.faults)}
                        for s in failing],
            "errors": [{"seed": s, "traceback": tb} for s, tb in res["errors"]], "minimal": None}
     if not args.json:
-        print(f"{sc.name} ({args.variant}), property {args.property}: {len(failing)} of {args.seeds} seeds fail "
+        print(f"{label}, property {args.property}: {len(failing)} of {args.seeds} seeds fail "
               f"({res['seconds']:.1f} s, {res['seeds_per_s']:.1f} seeds/s)")
         for f in out["failing"]:
             print(f"  seed {f['seed']}: {f['replay']}")
@@ -349,7 +371,9 @@ def main(args) -> int:
         seed = failing[0]
         given = None if schedule_json is None else FaultSchedule.from_json(schedule_json)
         sh = shrink_seed(sc.name, args.property, seed, args.variant, given, budget_s=args.shrink_time)
-        path = Path(args.save or f"hunt-{sc.name}-{args.variant}-{args.property}-seed{seed}.json")
+        stem = (f"{args.workload}-{_slug(args.node or 'bin')}" if sc.name.startswith("workbench:")
+                else f"{sc.name}-{args.variant}")
+        path = Path(args.save or f"hunt-{stem}-{args.property}-seed{seed}.json")
         sh["schedule"].to_json(path)
         out["minimal"] = {"seed": seed, "faults": sh["schedule"].to_list(), "original_faults": sh["original"],
                           "after_ddmin": sh["after_ddmin"], "tries": sh["tries"],
@@ -365,15 +389,25 @@ def main(args) -> int:
     return 1 if failing or res["errors"] else 0
 
 
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(text).name)[:40]
+
+
 def add_parser(sub, epilog: str) -> None:
     p = sub.add_parser("hunt", help="run a scenario over many seeds with random faults; shrink a failure",
                        epilog="exit codes: 0 nothing failed; 1 failing (or crashing) seeds found; 2 bad input",
                        description="Run SCENARIO once per seed, each with the seed's random nemesis (or --faults); "
                                    "report every seed whose property fails with a command that replays it, and "
                                    "shrink the first one's fault schedule to a minimal one (delta debugging).")
-    p.add_argument("scenario", help="scenario: raft (see simulator/runner/hunt.py)")
-    p.add_argument("--property", required=True, help="the property to check, e.g. linearizable, "
-                   "no_lost_acked_writes, raft_safety")
+    p.add_argument("scenario", nargs="?", help="a built-in scenario: raft (see simulator/runner/hunt.py); or "
+                   "give --workload and --node to hunt any workbench test")
+    p.add_argument("--property", default=None, help="the property to check, e.g. raft's linearizable, "
+                   "no_lost_acked_writes, raft_safety; a workbench test's valid (default), workload or availability")
+    p.add_argument("-w", "--workload", default=None, help="hunt a workbench test of this workload (with --node and "
+                   "splitbrain test's flags; each seed draws its own nemesis schedule)")
+    from .workbench_cmd import add_test_options
+
+    add_test_options(p, seed_default=None, faults=False)
     p.add_argument("--seeds", type=int, default=100, help="how many seeds: START..START+N-1 (default 100)")
     p.add_argument("--start", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--variant", default="shipped",

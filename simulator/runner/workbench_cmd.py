@@ -37,7 +37,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def services_for(workload: str) -> dict[str, type]:
 
 
 # -- options ------------------------------------------------------------------------------------
-def add_test_options(p, *, seed_default: int | None = 0) -> None:
+def add_test_options(p, *, seed_default: int | None = 0, faults: bool = True) -> None:
     """The flags ``test`` and ``hunt --workload`` share (``maelstrom test``'s names)."""
     from simulator.workbench import nemesis as nem
     from simulator.workbench.topology import TOPOLOGIES
@@ -131,7 +131,8 @@ def add_test_options(p, *, seed_default: int | None = 0) -> None:
                    help="transactional workloads: comma-separated models to check (default strict-serializable)")
     p.add_argument("--recovery", type=float, default=10.0, metavar="S",
                    help="seconds between healing every fault and the final reads (Maelstrom: 10)")
-    p.add_argument("--faults", metavar="SCHEDULE.json", help="replay this fault schedule instead of the nemesis")
+    if faults:
+        p.add_argument("--faults", metavar="SCHEDULE.json", help="replay this fault schedule instead of the nemesis")
     if seed_default is not None:
         p.add_argument("--seed", type=int, default=seed_default, help="the run's seed (default 0)")
 
@@ -142,7 +143,7 @@ def _float_arg(flag: str, v: Any) -> float:
     return v
 
 
-def options_from_args(args, *, seed: int | None = None) -> tuple[Any, str]:
+def options_from_args(args, *, seed: int | None = None, trace: bool = True) -> tuple[Any, str]:
     """A checked :class:`TestOptions` and the node spec (``bin:...`` for an external program)."""
     from simulator.faults import FaultSchedule
     from simulator.workbench.harness import TestOptions
@@ -165,7 +166,7 @@ def options_from_args(args, *, seed: int | None = None) -> tuple[Any, str]:
             raise ExperimentError(f"--availability {args.availability!r}: need total, majority or a fraction "
                                   f"in [0, 1]") from None
     faults = None
-    if args.faults:
+    if getattr(args, "faults", None):
         try:
             faults = FaultSchedule.from_json(Path(args.faults).read_text())
         except OSError as e:
@@ -176,6 +177,9 @@ def options_from_args(args, *, seed: int | None = None) -> tuple[Any, str]:
     kinds = tuple(k for k in args.nemesis.split(",") if k) if args.nemesis else ()
     models = tuple(m for m in args.consistency_models.split(",") if m)
     spec = args.node if args.node is not None else "bin:" + shlex.join(args.bin)
+    where, sep, cls_name = spec.rpartition(":")
+    if sep and where.endswith(".py"):  # absolute, so a hunt's worker processes find the same file
+        spec = f"{Path(where).resolve()}:{cls_name}"
     node = resolve_node(args.node, args.workload) if args.node is not None else None
     kw: dict[str, Any] = {}
     if args.bin is not None:
@@ -185,7 +189,8 @@ def options_from_args(args, *, seed: int | None = None) -> tuple[Any, str]:
                            rate=args.rate, concurrency=args.concurrency, latency_ms=args.latency,
                            latency_dist=args.latency_dist, nemesis=kinds, nemesis_interval=args.nemesis_interval,
                            topology=args.topology, availability=avail, consistency_models=models,
-                           recovery_s=args.recovery, seed=args.seed if seed is None else seed, faults=faults, **kw)
+                           recovery_s=args.recovery, seed=args.seed if seed is None else seed, faults=faults,
+                           trace=trace, **kw)
     except TypeError as e:  # a TestOptions without the field (an external host is not built in)
         raise ExperimentError(f"{spec}: {e}") from None
     except ValueError as e:
@@ -247,8 +252,10 @@ def shrink_test(opts: Any, *, budget_s: float = 60.0) -> dict:
     first = build(opts)
     faults = list(first.schedule.faults)
 
+    quiet = replace(opts, trace=False)  # a shrinking run needs only the verdict
+
     def fails(xs: list) -> bool:
-        return build(replace(opts, faults=FaultSchedule(list(xs)))).run().results()["valid"] is False
+        return build(replace(quiet, faults=FaultSchedule(list(xs)))).run().results()["valid"] is False
 
     res = shrink(faults, fails, budget_s=budget_s)
     res["schedule"] = FaultSchedule(list(res.pop("faults")))
@@ -350,6 +357,68 @@ def _plain_options(opts: Any) -> dict:
     d = {k: v for k, v in asdict(opts).items() if k not in ("node", "faults", "extra")}
     d["faults"] = None if opts.faults is None else opts.faults.to_list()
     return json.loads(json.dumps(d, default=str))
+
+
+# -- hunting: the workbench as a hunt scenario -------------------------------------------------
+HUNT_FLAGS = ("node_count", "time_limit", "rate", "concurrency", "latency_ms", "latency_dist", "nemesis",
+              "nemesis_interval", "topology", "availability", "consistency_models", "recovery_s")
+PROPERTIES = ("valid", "workload", "availability")
+
+
+def hunt_spec(args) -> str:
+    """The hunt scenario name of a ``hunt --workload`` command: ``workbench:`` and the test as JSON
+    (a string, so worker processes and Dask workers rebuild the same test)."""
+    if args.bin is not None:
+        raise ExperimentError("hunt needs a deterministic node: --node (an external --bin program runs in real "
+                              "time, so a seed does not replay it)")
+    opts, spec = options_from_args(args, seed=0, trace=False)
+    d = {k: getattr(opts, k) for k in HUNT_FLAGS}
+    return "workbench:" + json.dumps({"workload": opts.workload, "node": spec, **d}, sort_keys=True)
+
+
+def scenario_parts(name: str) -> dict:
+    """The :class:`simulator.runner.hunt.Scenario` fields of a ``workbench:`` scenario name."""
+    from simulator.faults import FaultSchedule
+    from simulator.workbench.harness import TestOptions
+
+    d = json.loads(name[len("workbench:"):])
+    spec = d.pop("node")
+    workload = d.pop("workload")
+    node = resolve_node(spec, workload)
+    for k in ("nemesis", "consistency_models"):
+        d[k] = tuple(d[k])
+    base = TestOptions(workload=workload, node=node, trace=False, **d)
+
+    def run(seed: int, schedule: FaultSchedule | None, variant: str, properties: Sequence[str]) -> dict:
+        res = build(replace(base, seed=seed, faults=schedule)).run().results()
+        got = {"valid": res["valid"], "workload": res["workload"]["valid"],
+               "availability": res["availability"]["valid"]}
+        return {p: got[p] is not False for p in properties}  # unknown is not a failure found
+
+    def nemesis(seed: int, variant: str) -> FaultSchedule:
+        return build(replace(base, seed=seed)).schedule
+
+    return {"doc": f"{workload} with --node {spec}", "properties": PROPERTIES, "variants": ("shipped",),
+            "run": run, "nemesis": nemesis}
+
+
+def hunt_replay(name: str, seed: int, faults: str | None = None) -> str:
+    """The ``splitbrain test`` command that replays one seed of a workbench hunt."""
+    d = json.loads(name[len("workbench:"):])
+    argv = ["splitbrain", "test", "-w", d["workload"], "--node", d["node"]]
+    flag = {"latency_ms": "--latency", "recovery_s": "--recovery"}
+    from simulator.workbench.harness import TestOptions
+
+    defaults = {f.name: f.default for f in fields(TestOptions)}
+    for k in HUNT_FLAGS:
+        v = d[k]
+        if v == defaults[k] or isinstance(v, list) and tuple(v) == defaults[k]:
+            continue
+        argv += [flag.get(k, "--" + k.replace("_", "-")), ",".join(v) if isinstance(v, list) else str(v)]
+    argv += ["--seed", str(seed)]
+    if faults:
+        argv += ["--faults", faults]
+    return shlex.join(argv)
 
 
 # -- the run folder -------------------------------------------------------------------------------
