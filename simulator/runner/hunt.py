@@ -53,6 +53,7 @@ class Scenario:
 # like the experiment catalog, they are found by module name at run time.
 SCENARIO_MODULES = ("models.replication.hunt_scenarios",)
 _SCENARIOS: dict[str, Scenario] = {}
+_WORKBENCH: dict[str, Scenario] = {}  # workbench tests, by their JSON name
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -67,11 +68,11 @@ def scenarios() -> dict[str, Scenario]:
 
 def get_scenario(name: str) -> Scenario:
     if name.startswith("workbench:"):  # a workbench test (splitbrain hunt --workload W --node ...)
-        if name not in _SCENARIOS:
+        if name not in _WORKBENCH:
             from .workbench_cmd import scenario_parts
 
-            _SCENARIOS[name] = Scenario(name=name, **scenario_parts(name))
-        return _SCENARIOS[name]
+            _WORKBENCH[name] = Scenario(name=name, **scenario_parts(name))
+        return _WORKBENCH[name]
     sc = scenarios()
     if name not in sc:
         raise ValueError(f"unknown scenario {name!r}; scenarios: {', '.join(sc)}")
