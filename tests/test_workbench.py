@@ -1,6 +1,8 @@
 """The workbench's reference nodes pass their workload's checker; each named wrong variant is caught."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.workbench import SERVICES, reference
 from simulator.workbench.harness import TestOptions, TestRun
@@ -35,3 +37,29 @@ def test_same_seed_same_history():
 def test_bad_option_names_the_field():
     with pytest.raises(ValueError, match="rate"):
         TestOptions(workload="echo", node=reference("echo"), rate=-1)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                     lambda kids: st.lists(kids, max_size=4) | st.tuples(kids, kids)
+                     | st.dictionaries(st.text(max_size=3) | st.integers() | st.booleans(), kids, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _json, max_size=5))
+def test_wire_copy_is_exactly_the_json_round_trip(body):
+    import json
+
+    from simulator.workbench.host import wire_copy
+
+    got = wire_copy(body)
+    assert got == json.loads(json.dumps(body))
+    assert json.dumps(got) == json.dumps(json.loads(json.dumps(body)))  # same types too (1 vs 1.0, lists)
+
+
+@pytest.mark.parametrize("bad", [{"s": {1, 2}}, {"n": __import__("numpy").int64(3)}, {"o": object()}])
+def test_wire_copy_refuses_what_json_refuses(bad):
+    from simulator.workbench.host import wire_copy
+
+    with pytest.raises(TypeError):
+        wire_copy(bad)

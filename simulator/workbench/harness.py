@@ -39,6 +39,8 @@ LATENCY_DISTS = ("constant", "uniform", "exponential")
 class TestOptions:
     """Everything ``splitbrain test`` takes, checked at construction (``ValueError`` names the field)."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     workload: str
     node: Callable[[], Node] | Any  # a Node subclass (or a factory the runner resolved)
     node_count: int = 5
@@ -118,6 +120,8 @@ class _Client:
 
 class TestRun:
     """One test: build with options, ``run()``, then read ``history``, ``ops``, ``results``."""
+
+    __test__ = False
 
     def __init__(self, opts: TestOptions, node_factory: Callable[[], Node] | None = None,
                  services: dict[str, Callable[[], Node]] | None = None) -> None:

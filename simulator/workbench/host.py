@@ -29,8 +29,36 @@ if TYPE_CHECKING:
 
 def wire_copy(body: dict) -> dict:
     """``body`` as the receiver gets it: through JSON, as on Maelstrom's wire (tuples become lists,
-    integer keys strings; a set or another non-JSON value is a bug of the sender's: TypeError)."""
-    return json.loads(json.dumps(body))
+    integer keys strings; a set or another non-JSON value is a bug of the sender's: TypeError).
+
+    Plain bodies (str keys; str, int, float, bool, None, lists, tuples and dicts of them) are copied
+    directly — the same value ``json.loads(json.dumps(body))`` gives, five times faster; anything else
+    (a non-str key, a set, a numpy number, a subclass, a cycle) takes the JSON round trip itself, so
+    its conversion or its error is exactly JSON's (tests/test_workbench.py checks both agree)."""
+    try:
+        return _plain_copy(body)
+    except (_NotPlain, RecursionError):
+        return json.loads(json.dumps(body))
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain_copy(v: Any) -> Any:
+    t = type(v)
+    if t is str or t is int or t is float or t is bool or v is None:
+        return v
+    if t is dict:
+        out = {}
+        for k, x in v.items():
+            if type(k) is not str:
+                raise _NotPlain
+            out[k] = _plain_copy(x)
+        return out
+    if t is list or t is tuple:
+        return [_plain_copy(x) for x in v]
+    raise _NotPlain
 
 
 class NetStats:
