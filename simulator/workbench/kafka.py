@@ -25,7 +25,9 @@ follows every poll in the generator's sequence and commits what *its* client has
 committed (the history then records what was committed, which Maelstrom's does not). And Maelstrom's
 final generator polls repeatedly for up to 10 s; here each client polls once, so a node must answer a
 poll with every message it holds from the requested offset on, or the rest count as unseen.
-Maelstrom's periodic ``crash`` operations (no RPC) are not generated.
+Maelstrom's periodic ``crash`` operations (no RPC) are not generated. Options (``TestOptions.extra``):
+``kafka_sub_p`` (the assign probability, default 1/64), ``max_writes_per_key`` (default 16, Maelstrom's
+``--max-writes-per-key``), ``kafka_check_commits`` (default True; False gives Maelstrom's verdict).
 
 The checker (``check_kafka``) follows ``jepsen.tests.kafka/analysis``; names are Jepsen's:
 
