@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from simulator.workbench import Message, Node, RPCError
 
+from .kafka import KAFKA
+
 
 class Echo(Node):
     """Challenge 1: answer ``echo`` with ``echo_ok`` and the same payload."""
@@ -275,6 +277,7 @@ REFERENCE: dict[str, dict[str, type[Node]]] = {
     "g-set": {"reference": GSet, "no-gossip": GSetLocal},
     "pn-counter": {"reference": PNCounter, "sum-gossip": PNCounterSum},
     "g-counter": {"reference": GCounter, "blind-write": GCounterBlindWrite, "stale-read": GCounterStaleRead},
+    "kafka": KAFKA,
 }
 
 

@@ -184,3 +184,6 @@ class PNCounter(GCounter):
     doc = "like g-counter, with negative deltas too (maelstrom: rand-int 10 - 5)"
     services = ()
     negative = True
+
+
+from . import kafka as _kafka  # noqa: E402,F401  (registers the kafka workload)
