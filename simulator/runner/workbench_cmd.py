@@ -303,8 +303,12 @@ def run_test_cmd(args, argv: Sequence[str] | None = None) -> int:
     write_folder(folder, test, res, opts, spec, argv, line)
     print(line)
     if minimal is not None:
-        print(f"shrunk to {len(minimal['faults'])} of {minimal['original_faults']} faults "
-              f"({minimal['tries']} runs, {minimal['seconds']:.1f} s):")
+        if minimal["faults"]:
+            print(f"shrunk to {len(minimal['faults'])} of {minimal['original_faults']} faults "
+                  f"({minimal['tries']} runs, {minimal['seconds']:.1f} s):")
+        else:
+            print(f"it fails with none of the {minimal['original_faults']} faults: the bug needs no fault "
+                  f"({minimal['tries']} runs)")
         for f in sh["schedule"].faults:
             print(f"  {fault_label(f)}")
         print(f"replay: {minimal['replay']}")

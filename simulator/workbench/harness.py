@@ -236,6 +236,7 @@ class TestRun:
 
     def _invoke(self, c: _Client, f: str, key: Any, value: Any, then: Callable | None = None) -> None:
         h = self.history
+        value = self.workload.prepare(c.process, f, key, value)
         i = h.invoke(c.process, f, key, value, self.sim.now)
         self.majority_side.append(self._reaches_majority(c.node))
         body = self.workload.request(f, None if key == "final" else key, value)

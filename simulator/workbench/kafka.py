@@ -159,14 +159,6 @@ class Kafka(Workload):
         return "poll", "final", None
 
     # -- the client ---------------------------------------------------------------------------------
-    def _invoking_process(self, f: str) -> Any:
-        # The harness records the invocation, then asks for its body: the last event is this op's.
-        h = self.test.history
-        i = len(h) - 1
-        if i < 0 or h.type[i] != "invoke" or h.f[i] != f:
-            raise RuntimeError("kafka workload: request() must follow the invocation it builds")
-        return h.process[i]
-
     def _catch_up(self) -> None:
         """Jepsen's generator ``update``: fold the completions recorded since the last request into
         the clients' states and the poll-unseen maxima."""
@@ -202,19 +194,25 @@ class Kafka(Workload):
             del self.sent[k]  # caught up on this key
             self.polled.pop(k, None)
 
-    def request(self, f: str, key: Any, value: Any) -> dict:
-        p = self._invoking_process(f)
+    def prepare(self, process: Any, f: str, key: Any, value: Any) -> Any:
+        """The client's own part of the operation, before it is recorded: a poll asks from the
+        client's offsets, a commit commits what the client polled (so the history holds both)."""
         self._catch_up()
-        st = self.clients[p]
+        st = self.clients[process]
+        if f == "poll" and value is not None:
+            return dict(st.offsets)
+        if f == "commit_offsets":
+            return dict(st.pending)
+        return value
+
+    def request(self, f: str, key: Any, value: Any) -> dict:
         if f == "send":
             return {"type": "send", "key": key, "msg": value}
         if f == "poll":
             if value is None:  # the final poll: every key from the beginning
                 return {"type": "poll", "offsets": {str(k): 0 for k in sorted(self.generated)}}
-            value.update(st.offsets)  # the invocation records the offsets asked for
             return {"type": "poll", "offsets": dict(value)}
         if f == "commit_offsets":
-            value.update(st.pending)
             return {"type": "commit_offsets", "offsets": dict(value)}
         return {"type": "list_committed_offsets", "keys": list(value)}
 

@@ -48,6 +48,11 @@ class Workload:
     def next_op(self) -> tuple[str, Any, Any]:
         raise NotImplementedError
 
+    def prepare(self, process: Any, f: str, key: Any, value: Any) -> Any:
+        """The value to record for client ``process``'s operation, just before it is invoked (a
+        workload whose clients keep state — kafka's poll offsets — fills it in here)."""
+        return value
+
     def request(self, f: str, key: Any, value: Any) -> dict:
         return {"type": f}
 
