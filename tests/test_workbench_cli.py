@@ -127,3 +127,19 @@ def test_hunt_refuses_an_external_program_and_a_missing_target(capsys):
     assert "deterministic node" in capsys.readouterr().err
     assert main(["hunt", "--seeds", "3"]) == 2
     assert "hunt what?" in capsys.readouterr().err
+
+
+def test_the_docs_example_nodes_behave_as_docs_workbench_md_says(tmp_path, capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ex = root / "docs" / "examples"
+    assert main(["test", "-w", "echo", "--node", f"{ex / 'echo.py'}:Echo", "--node-count", "1",
+                 "--time-limit", "10", "--out", str(tmp_path / "e")]) == 0
+    assert main([*BROADCAST, "--node", f"{ex / 'broadcast.py'}:Broadcast", "--out", str(tmp_path / "b")]) == 0
+    assert main([*BROADCAST, "--node", f"{ex / 'broadcast.py'}:FireAndForget", "--out", str(tmp_path / "f")]) == 1
+    out = capsys.readouterr().out
+    doc = (root / "docs" / "workbench.md").read_text()
+    for line in out.splitlines():  # the verdict lines quoted in the doc are the ones the code prints
+        if line.startswith(("valid:", "INVALID:", "shrunk to", "  partition")):
+            assert line in doc, line

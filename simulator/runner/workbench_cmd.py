@@ -219,11 +219,14 @@ def verdict_line(res: dict, opts: Any) -> str:
     w, a = res["workload"], res["availability"]
     perf, net = res["perf"], res["net"]
     lat = perf.get("latency_ms_all") or {}
-    facts = (f"{opts.workload}, {opts.node_count} nodes, {opts.time_limit:g} s, {res['faults']} faults; "
+    facts = (f"{opts.workload}, {_n(opts.node_count, 'node')}, {opts.time_limit:g} s, {_n(res['faults'], 'fault')}; "
              f"{perf['ops']} ops ({perf['ok']} ok, {perf['fail']} fail, {perf['info']} info); "
              f"{net['msgs_per_op']} server msgs/op")
     if lat:
         facts += f"; latency median {lat.get('0.5')} ms, max {lat.get('1')} ms"
+    stable = w.get("stable_latencies_ms")
+    if stable:  # broadcast's figure of merit (Gossip Glomers 3d/3e): how long until every read holds it
+        facts += f"; stable latency median {stable.get('0.5')} ms, max {stable.get('1')} ms"
     if res["valid"] is True:
         return f"valid: everything looks good ({facts})"
     problems = []
@@ -237,6 +240,10 @@ def verdict_line(res: dict, opts: Any) -> str:
         problems.append(f"node exceptions {res['node_exceptions']}")
     head = "UNKNOWN" if res["valid"] is None else "INVALID"
     return f"{head}: {'; '.join(problems)} ({facts})"
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
 
 
 def _clip(text: str, n: int = 110) -> str:
