@@ -49,7 +49,7 @@ use ``node.after`` (they die with a crash) plus a generation counter for resets.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -490,12 +490,15 @@ class RaftCluster:
     """``n`` Raft replicas (nodes ``{name}{i}``) serving the key-value store contract."""
 
     def __init__(self, sim: Simulation, n: int = 5, *, config: RaftConfig | None = None, name: str = "raft",
-                 **kwargs) -> None:
+                 names: Sequence[str] | None = None, **kwargs) -> None:
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        if names is not None and len(names) != n:
+            raise ValueError(f"names must name the {n} nodes, got {len(names)}: {list(names)}")
         self.sim, self.name = sim, name
         self.config = config or RaftConfig(**kwargs)
-        self.names = [f"{name}{i}" for i in range(n)]
+        # the nodes: {name}0..{name}{n-1}, or ``names`` (e.g. the workbench's n1..nN)
+        self.names = [f"{name}{i}" for i in range(n)] if names is None else list(names)
         self.nodes = [sim.node(x) for x in self.names]
         self.elections: list[tuple[float, int, str]] = []  # (time, term, leader)
         self.candidacies: dict[int, float] = {}  # term -> first time a candidate asked for it

@@ -50,7 +50,7 @@ EXIT = "exit codes: 0 valid; 1 invalid (an anomaly was found); 2 bad input (noth
 # -- resolving --node -----------------------------------------------------------------------------
 def resolve_node(spec: str, workload: str) -> type:
     """The node class ``spec`` names: ``reference[:VARIANT]``, ``FILE.py:Class`` or ``module:Class``."""
-    from simulator.workbench import Node
+    from simulator.workbench import Node, System
 
     if spec == "reference" or spec.startswith("reference:"):
         variant = spec.partition(":")[2] or "reference"
@@ -87,8 +87,9 @@ def resolve_node(spec: str, workload: str) -> type:
         have = sorted(k for k, v in vars(mod).items() if isinstance(v, type) and issubclass(v, Node) and v is not Node)
         raise ExperimentError(f"--node {spec}: {where} has no class {cls_name!r}; node classes there: "
                               f"{', '.join(have) or 'none'}")
-    if not (isinstance(cls, type) and issubclass(cls, Node)):
-        raise ExperimentError(f"--node {spec}: {cls_name} is not a subclass of simulator.workbench.Node")
+    if not (isinstance(cls, type) and issubclass(cls, (Node, System))):
+        raise ExperimentError(f"--node {spec}: {cls_name} is not a subclass of simulator.workbench.Node "
+                              f"(or System)")
     return cls
 
 

@@ -15,5 +15,6 @@ variants) live in ``models.workbench``; this package is the harness and holds no
 
 from .node import Node, Timer
 from .protocol import CODES, ERRORS, Message, RPCError, is_definite
+from .system import System
 
-__all__ = ["CODES", "ERRORS", "Message", "Node", "RPCError", "Timer", "is_definite"]
+__all__ = ["CODES", "ERRORS", "Message", "Node", "RPCError", "System", "Timer", "is_definite"]

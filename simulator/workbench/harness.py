@@ -29,6 +29,7 @@ from . import nemesis as nem
 from .host import Host, NetStats
 from .node import Node
 from .protocol import TIMEOUT, is_definite
+from .system import System, is_system
 from .topology import TOPOLOGIES, topology
 from .workloads import WORKLOADS
 
@@ -134,8 +135,12 @@ class TestRun:
         self.sim.network(latency=latency_distribution(opts.latency_ms, opts.latency_dist))
         factory = node_factory if node_factory is not None else opts.node
         self.hosts: dict[str, Host] = {}
-        for n in self.nodes:
-            self.hosts[n] = Host(self.sim, n, factory, self.stats)
+        self.system: System | None = None
+        if is_system(factory):  # a kernel protocol owns n1..nN itself (e.g. our RaftCluster as lin-kv)
+            self.system = factory(self.sim, self.nodes)
+        else:
+            for n in self.nodes:
+                self.hosts[n] = Host(self.sim, n, factory, self.stats)
         for name, svc in (services or {}).items():
             self.hosts[name] = Host(self.sim, name, svc, self.stats)  # services get no init (Maelstrom)
         self.history = History()
@@ -149,7 +154,7 @@ class TestRun:
         self.c0.on("*", self._c0_receive)
         self.sim.net.colocate([*self.client_names, "c0"])
         for n in self.nodes:
-            self.hosts[n].kernel.on_recover(lambda n=n: self._init_node(n))
+            self.sim.nodes[n].on_recover(lambda n=n: self._init_node(n))
         self.end_main = opts.time_limit
         sched = opts.faults if opts.faults is not None else nem.schedule(
             self.nodes, opts.nemesis, opts.nemesis_interval, opts.time_limit, self.sim.rng("workbench.nemesis"))
