@@ -2,6 +2,7 @@
 tests/bin run as subprocesses, in real time (each test costs its simulated seconds in wall time)."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -105,3 +106,32 @@ def test_broadcast_under_partition(prog, valid):
     assert res["net"]["dropped_partition"] > 0
     assert res["workload"]["valid"] is valid, res["workload"]
     assert all(_gone(p) for h in run.hosts.values() for p in h.pids)
+
+
+def test_a_program_that_exits_is_counted_and_reaped():
+    run = harness.TestRun(_opts("echo.py", bin=("/bin/sh", "-c", "exit 3"), time_limit=0.3, timeout_s=0.3)).run()
+    res = run.results()
+    assert res["node_exceptions"] == {"n1": 1, "n2": 1, "n3": 1} and res["not_initialized"] == ["n1", "n2", "n3"]
+    for h in run.hosts.values():
+        assert h.exits == [(h.pids[0], 3)] and _gone(h.pids[0])
+
+
+def test_processes_are_killed_when_the_run_fails():
+    bad = FaultSchedule([Crash(at=0.5, node="n9", recover_at=1.0)])  # no such node: run() raises
+    run = harness.TestRun(_opts("echo.py", faults=bad))
+    with pytest.raises(ValueError):
+        run.run()
+    assert all(_gone(p) for h in run.hosts.values() for p in h.pids)
+
+
+def test_processes_are_killed_at_interpreter_exit():
+    """A run built and never run (or a crashed harness) leaves nothing behind: ``sleep`` ignores its
+    closed stdin, so only the atexit hook can end it."""
+    code = ("from simulator.workbench import harness\n"
+            "o = harness.TestOptions(workload='echo', node=None, bin=('/bin/sleep', '30'), node_count=2)\n"
+            "r = harness.TestRun(o)\n"
+            "print(' '.join(str(p) for h in r.hosts.values() for p in h.pids))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                         cwd=Path(__file__).parent.parent, check=True).stdout.split()
+    pids = [int(p) for p in out]
+    assert len(pids) == 2 and all(_gone(p) for p in pids)
