@@ -59,7 +59,7 @@ class Simulation:
     >>> sim.run(until=1.0)
     """
 
-    def __init__(self, seed: int = 0, *, trace: bool = False) -> None:
+    def __init__(self, seed: int = 0, *, trace: bool = False, env: simpy.Environment | None = None) -> None:
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         from .faults import FaultSchedule
@@ -68,7 +68,9 @@ class Simulation:
         from .trace import Trace
 
         self.seed = int(seed)
-        self.env = simpy.Environment()
+        # ``env``: another SimPy environment, e.g. ``simpy.rt.RealtimeEnvironment`` to run in step
+        # with the wall clock (the workbench's external programs); None is the usual, fastest path.
+        self.env = simpy.Environment() if env is None else env
         self._streams: dict[str, np.random.Generator] = {}
         self.nodes: dict[str, Node] = {}
         self.trace: Trace | None = Trace() if trace else None

@@ -9,6 +9,10 @@ performs the workload's final operation. Clients sit beside their node (zero lat
 between servers have ``latency`` (Maelstrom's ``--latency`` mean, ``--latency-dist``). A client
 RPC times out after ``timeout_s`` (Maelstrom: 5 s) and its process is then replaced by a new one
 (Jepsen's rule after an indefinite result).
+
+With ``bin`` (a program and its arguments), nodes n1..nN are that external program, one process each,
+speaking Maelstrom's protocol on stdin/stdout (:mod:`simulator.workbench.external`); the run is then
+in real time and NOT deterministic (``results()["deterministic"]`` is False). Services stay in process.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from simulator.history.ops import Op, pair_ops
 
 from . import checkers
 from . import nemesis as nem
+from .external import ExternalHost, check_bin, realtime_simulation
 from .host import Host, NetStats
 from .node import Node
 from .protocol import TIMEOUT, is_definite
@@ -62,6 +67,7 @@ class TestOptions:
     trace: bool = True
     services_nodes: int = 5  # lww-kv's independent replicas (Maelstrom's default 5)
     extra: dict = field(default_factory=dict)
+    bin: tuple[str, ...] | None = None  # an external program and its args (Maelstrom's --bin): real time
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, v: Any, allowed: str) -> None:
@@ -93,6 +99,8 @@ class TestOptions:
              "total, majority or a fraction in [0, 1]")
         need(isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0, "timeout", self.timeout_s, "> 0 s")
         need(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        if self.bin is not None:
+            check_bin(self.bin)  # ValueError naming bin and the path
 
     @property
     def clients(self) -> int:
@@ -127,16 +135,21 @@ class TestRun:
     def __init__(self, opts: TestOptions, node_factory: Callable[[], Node] | None = None,
                  services: dict[str, Callable[[], Node]] | None = None) -> None:
         self.opts = opts
-        self.sim = Simulation(seed=opts.seed, trace=opts.trace)
+        self.deterministic = opts.bin is None
+        self.sim = (Simulation(seed=opts.seed, trace=opts.trace) if self.deterministic
+                    else realtime_simulation(opts.seed, trace=opts.trace))
         self.nodes = [f"n{i}" for i in range(1, opts.node_count + 1)]
         self.client_names = [f"c{i}" for i in range(1, opts.clients + 1)]
         self.stats = NetStats(frozenset(self.client_names) | {"c0"})
         self.workload = WORKLOADS[opts.workload](self.sim.rng("workbench.generator"), self)
         self.sim.network(latency=latency_distribution(opts.latency_ms, opts.latency_dist))
         factory = node_factory if node_factory is not None else opts.node
-        self.hosts: dict[str, Host] = {}
+        self.hosts: dict[str, Host | ExternalHost] = {}
         self.system: System | None = None
-        if is_system(factory):  # a kernel protocol owns n1..nN itself (e.g. our RaftCluster as lin-kv)
+        if opts.bin is not None:  # external programs, one process per node, in real time
+            for n in self.nodes:
+                self.hosts[n] = ExternalHost(self.sim, n, opts.bin, self.stats)
+        elif is_system(factory):  # a kernel protocol owns n1..nN itself (e.g. our RaftCluster as lin-kv)
             self.system = factory(self.sim, self.nodes)
         else:
             for n in self.nodes:
@@ -186,8 +199,17 @@ class TestRun:
             end = end + o.recovery_s + o.timeout_s + 1.0
         else:
             end = end + o.timeout_s + 0.001  # let the operations in flight complete or time out
-        self.sim.run(until=end)
+        try:
+            self.sim.run(until=end)
+        finally:
+            self.close()
         return self
+
+    def close(self) -> None:
+        """Kill and reap the external programs (``run`` does it; idempotent; nothing for in-process nodes)."""
+        for h in self.hosts.values():
+            if isinstance(h, ExternalHost):
+                h.close()
 
     def _init_node(self, name: str) -> None:
         self._c0_send(name, {"type": "init", "node_id": name, "node_ids": list(self.nodes)}, retry=True)
@@ -318,7 +340,8 @@ class TestRun:
         verdicts = [w["valid"], a["valid"]]
         valid = False if False in verdicts else (None if None in verdicts else True)
         return {"valid": valid, "workload": w, "availability": a, "net": net, "perf": perf,
-                "node_exceptions": exc, "not_initialized": not_inited, "faults": len(self.schedule)}
+                "node_exceptions": exc, "not_initialized": not_inited, "faults": len(self.schedule),
+                "deterministic": self.deterministic}
 
 
 def _err(reply: dict) -> dict:
