@@ -143,3 +143,18 @@ def test_the_docs_example_nodes_behave_as_docs_workbench_md_says(tmp_path, capsy
     for line in out.splitlines():  # the verdict lines quoted in the doc are the ones the code prints
         if line.startswith(("valid:", "INVALID:", "shrunk to", "  partition")):
             assert line in doc, line
+
+
+def test_bin_runs_an_external_program_and_says_it_is_not_deterministic(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    prog = Path(__file__).resolve().parent / "bin" / "echo.py"
+    out = tmp_path / "x"
+    assert main(["test", "-w", "echo", "--bin", sys.executable, str(prog), "--node-count", "2", "--time-limit", "1",
+                 "--rate", "10", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("valid:") and "NOT deterministic" in text
+    res = json.loads((out / "results.json").read_text())
+    assert res["deterministic"] is False and res["perf"]["ok"] == res["perf"]["ops"] > 3
+    assert json.loads((out / "metadata.json").read_text())["node"].startswith("bin:")
