@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from simulator.workbench import Message, Node, RPCError
 
+from . import kv
+
 
 class Echo(Node):
     """Challenge 1: answer ``echo`` with ``echo_ok`` and the same payload."""
@@ -275,6 +277,9 @@ REFERENCE: dict[str, dict[str, type[Node]]] = {
     "g-set": {"reference": GSet, "no-gossip": GSetLocal},
     "pn-counter": {"reference": PNCounter, "sum-gossip": PNCounterSum},
     "g-counter": {"reference": GCounter, "blind-write": GCounterBlindWrite, "stale-read": GCounterStaleRead},
+    "lin-kv": kv.LIN_KV,
+    "txn-rw-register": kv.TXN_RW_REGISTER,  # also "read-committed": correct only for that model
+    "txn-list-append": kv.TXN_LIST_APPEND,
 }
 
 

@@ -176,3 +176,6 @@ class PNCounter(GCounter):
     doc = "like g-counter, with negative deltas too (maelstrom: rand-int 10 - 5)"
     services = ()
     negative = True
+
+
+from . import kv  # noqa: E402,F401  (lin-kv, txn-rw-register, txn-list-append register themselves)
