@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from simulator.workbench import Message, Node, RPCError
 
+from . import kv
 from .kafka import KAFKA
+from .raft import RaftFollowerRead, RaftLinKV
 
 
 class Echo(Node):
@@ -278,6 +280,10 @@ REFERENCE: dict[str, dict[str, type[Node]]] = {
     "pn-counter": {"reference": PNCounter, "sum-gossip": PNCounterSum},
     "g-counter": {"reference": GCounter, "blind-write": GCounterBlindWrite, "stale-read": GCounterStaleRead},
     "kafka": KAFKA,
+    # our own Raft (models.replication) served as a lin-kv node, and its follower-read mistake
+    "lin-kv": {**kv.LIN_KV, "raft": RaftLinKV, "raft-follower-read": RaftFollowerRead},
+    "txn-rw-register": kv.TXN_RW_REGISTER,  # also "read-committed": correct only for that model
+    "txn-list-append": kv.TXN_LIST_APPEND,
 }
 
 

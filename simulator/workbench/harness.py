@@ -27,6 +27,7 @@ from simulator.distributions import Constant, Distribution, Exponential, Uniform
 from simulator.faults import FaultSchedule
 from simulator.history import History
 from simulator.history.ops import Op, pair_ops
+from simulator.history.txn.models import MODELS as TXN_MODELS
 
 from . import checkers
 from . import nemesis as nem
@@ -99,6 +100,9 @@ class TestOptions:
              "total, majority or a fraction in [0, 1]")
         need(isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0, "timeout", self.timeout_s, "> 0 s")
         need(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        cm = self.consistency_models
+        need(isinstance(cm, (tuple, list)) and len(cm) > 0 and all(m in TXN_MODELS for m in cm), "consistency_models",
+             cm, "a non-empty list of " + ", ".join(TXN_MODELS))
         if self.bin is not None:
             check_bin(self.bin)  # ValueError naming bin and the path
 

@@ -192,3 +192,4 @@ class PNCounter(GCounter):
 
 
 from . import kafka as _kafka  # noqa: E402,F401  (registers the kafka workload)
+from . import kv  # noqa: E402,F401  (lin-kv, txn-rw-register, txn-list-append register themselves)
