@@ -29,6 +29,7 @@ class System:
     def __init__(self, sim: Simulation, names: list[str]) -> None:
         self.sim = sim
         self.names = list(names)
+        self.replies = 0  # messages to clients (the rest of the system's sends are server-to-server)
 
     def answer(self, node: str, request: Wire, body: dict) -> None:
         """Reply to the Maelstrom request ``request`` (received by kernel node ``node``) with ``body``;
@@ -37,6 +38,7 @@ class System:
             return
         mid = request.payload.get("msg_id")
         out = body if mid is None else {**body, "in_reply_to": mid}
+        self.replies += 1
         self.sim.net.send(node, request.src, out["type"], out, 0, ONEWAY)
 
     def error(self, node: str, request: Wire, code: int, text: str) -> None:
