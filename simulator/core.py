@@ -10,22 +10,25 @@ the same stream names see the same random numbers (common random numbers).
 from __future__ import annotations
 
 import gc
-import hashlib
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import simpy
 
+# The parts a Simulation assembles. None of them imports this module at run time (they name
+# ``Simulation`` in type hints only, under ``TYPE_CHECKING``, and are handed the simulation
+# they belong to), so these imports point one way; tests/test_import_graph.py keeps it so.
 from .distributions import Constant, Distribution, as_distribution, buffered
+from .faults import FaultSchedule
+from .metrics import RequestLog
+from .network import Network
+from .node import Node
+from .streams import name_key, named_rng
+from .trace import Trace
 
-if TYPE_CHECKING:
-    from .faults import FaultSchedule
-    from .metrics import RequestLog
-    from .network import Network
-    from .node import Node
-    from .trace import Trace
+__all__ = ["Simulation", "name_key", "watch_progress"]
 
 
 # Progress listeners ``(now, until) -> None`` set by the runner (``watch_progress``): when any
@@ -46,11 +49,6 @@ class watch_progress:
         _progress_listeners.remove(self.fn)
 
 
-def name_key(name: str) -> int:
-    """A stable 64-bit key for a stream name (never Python's salted ``hash()``)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
-
-
 class Simulation:
     """The simulated world: clock, random streams, network, nodes, faults and records.
 
@@ -62,11 +60,6 @@ class Simulation:
     def __init__(self, seed: int = 0, *, trace: bool = False, env: simpy.Environment | None = None) -> None:
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        from .faults import FaultSchedule
-        from .metrics import RequestLog
-        from .network import Network
-        from .trace import Trace
-
         self.seed = int(seed)
         # ``env``: another SimPy environment, e.g. ``simpy.rt.RealtimeEnvironment`` to run in step
         # with the wall clock (the workbench's external programs); None is the usual, fastest path.
@@ -92,8 +85,7 @@ class Simulation:
         """The generator of the stream called ``name`` (created on first use, then shared)."""
         g = self._streams.get(name)
         if g is None:
-            ss = np.random.SeedSequence(self.seed, spawn_key=(name_key(name),))
-            g = self._streams[name] = np.random.Generator(np.random.PCG64(ss))
+            g = self._streams[name] = named_rng(self.seed, name)
         return g
 
     def sampler(self, dist: Distribution | float, stream: str) -> Callable[[], float]:
@@ -115,8 +107,6 @@ class Simulation:
     # -- building the world ---------------------------------------------------------------
     def node(self, name: str, **kwargs: Any) -> Node:
         """Create a node called ``name`` (see :class:`simulator.node.Node` for options)."""
-        from .node import Node
-
         if not isinstance(name, str) or not name:
             raise ValueError(f"node name must be a non-empty string, got {name!r}")
         if name in self.nodes:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
+from .streams import named_rng
 
 if TYPE_CHECKING:
     from .core import Simulation
@@ -444,8 +444,6 @@ def random_nemesis(
     on a random ring); ``isolate``: one random node cut off; ``flapping``: partitions that
     come and go 10x faster; ``crash``: a random node crashes and recovers; ``mixed``: any.
     """
-    from .core import name_key
-
     nodes = list(_names(nodes))
     if len(nodes) < 2:
         raise ValueError(f"nodes must list at least 2 nodes, got {len(nodes)}")
@@ -456,7 +454,7 @@ def random_nemesis(
     for nm, v in (("fault_s", fault_s), ("calm_s", calm_s)):
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"{nm} must be > 0 seconds, got {v!r}")
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(name_key(stream),))))
+    rng = named_rng(seed, stream)
     sched = FaultSchedule()
     t = float(start)
     if kind == "flapping":

@@ -59,7 +59,7 @@ import numpy as np
 
 from simulator.history.ops import Op, freeze
 
-from .workloads import Workload, workload
+from .base import Workload, workload
 
 if TYPE_CHECKING:
     from .harness import TestRun

@@ -39,8 +39,8 @@ from simulator.history.txn.models import MODELS as TXN_MODELS
 from simulator.history.txn.models import forbids
 from simulator.history.txn.parse import TxnInputError
 
+from .base import Workload, workload
 from .protocol import PRECONDITION_FAILED
-from .workloads import Workload, workload
 
 if TYPE_CHECKING:
     from simulator.history.ops import Op

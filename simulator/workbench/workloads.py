@@ -14,61 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from . import checkers
+from .base import WORKLOADS, Workload, workload
 
 if TYPE_CHECKING:
     from simulator.history.ops import Op
 
     from .harness import TestRun
-
-WORKLOADS: dict[str, type[Workload]] = {}
-
-
-def workload(cls: type[Workload]) -> type[Workload]:
-    WORKLOADS[cls.name] = cls
-    return cls
-
-
-class Workload:
-    """Base class (see the module docstring)."""
-
-    name: ClassVar[str] = ""
-    doc: ClassVar[str] = ""
-    idempotent: ClassVar[frozenset[str]] = frozenset({"read"})
-    services: ClassVar[tuple[str, ...]] = ()
-    topology: ClassVar[bool] = False
-
-    def __init__(self, rng: np.random.Generator, test: TestRun) -> None:
-        self.rng = rng
-        self.test = test
-        self.counter = 0
-
-    def next_op(self) -> tuple[str, Any, Any]:
-        raise NotImplementedError
-
-    def prepare(self, process: Any, f: str, key: Any, value: Any) -> Any:
-        """The value to record for client ``process``'s operation, just before it is invoked (a
-        workload whose clients keep state — kafka's poll offsets — fills it in here)."""
-        return value
-
-    def request(self, f: str, key: Any, value: Any) -> dict:
-        return {"type": f}
-
-    def result(self, f: str, key: Any, value: Any, reply: dict) -> Any:
-        return value
-
-    def final_op(self) -> tuple[str, Any, Any] | None:
-        return None
-
-    def check(self, ops: list[Op], test: TestRun) -> dict:
-        raise NotImplementedError
-
-    def _mix(self) -> bool:
-        """``gen/mix`` of two generators: each op is either, with probability 1/2."""
-        return bool(self.rng.random() < 0.5)
-
 
 def _sorted(xs: list) -> list:
     """A read's elements in order (numbers numerically; mixed types by their repr)."""
@@ -192,4 +144,6 @@ class PNCounter(GCounter):
 
 
 from . import kafka as _kafka  # noqa: E402,F401  (registers the kafka workload)
-from . import kv  # noqa: E402,F401  (lin-kv, txn-rw-register, txn-list-append register themselves)
+from . import kv as _kv  # noqa: E402,F401  (lin-kv, txn-rw-register, txn-list-append)
+
+__all__ = ["WORKLOADS", "Workload", "workload"]
