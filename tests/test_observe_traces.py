@@ -86,7 +86,6 @@ def test_tracing_off_records_nothing_and_results_match():
 
 
 def test_otlp_round_trip_and_deterministic_ids(tmp_path):
-    pytest.importorskip("opentelemetry.proto.trace.v1.trace_pb2")
     sim = ra.build(replace(ALWAYS_DOWN, rate_rps=5.0, duration_s=2.0), 2, ra.ARMS[1])
     sim.run(until=30)
     spans = with_events(sim.spans.frame(), sim.spans.events_frame())
@@ -100,7 +99,10 @@ def test_otlp_round_trip_and_deterministic_ids(tmp_path):
     ids = {s.span_id for s in got}
     assert all(s.parent_span_id in ids for s in got if s.parent_span_id)
     assert {rs.resource.attributes[0].value.string_value for rs in req.resource_spans} >= {"A", "client"}
-    assert sum(len(s.events) for s in got) == (spans["events"].str.count("retry scheduled")).sum()
+    # the span events: the retries, and the faults stamped on each span's path (one per faulty span)
+    names = [e.name for s in got for e in s.events]
+    assert sum(n.startswith("retry scheduled") for n in names) == spans["events"].str.count("retry scheduled").sum()
+    assert sum(n == "fault active" for n in names) == (spans["faults"] != "").sum() > 0
     raw = json.loads(p1.read_text())
     tid = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
     assert len(tid) == 32 and int(tid, 16) >= 0  # OTLP/JSON: hex ids
