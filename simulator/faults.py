@@ -176,6 +176,11 @@ class ClockJump(NodeFault):
     kind: ClassVar[str] = "clock_jump"
     delta_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.delta_s, (int, float)) and math.isfinite(self.delta_s)):
+            raise ValueError(f"clock_jump.delta_s must be a finite number of seconds, got {self.delta_s!r}")
+
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,67 @@ class LossBurst(Fault):
 
 FAULT_TYPES = {c.kind: c for c in (Partition, Isolate, Heal, Crash, Pause, SlowDown, ClockJump,
                                    LatencySpike, LossBurst)}
+
+
+_JSON_TYPES = {dict: "object", list: "list", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+
+
+def _short(v: object) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _json_field(kind: str, name: str, annotation: str, v: object) -> object:
+    """``v`` (a JSON value) as field ``name`` of a ``kind`` fault, or ValueError naming both.
+    Types come from the dataclass annotations, so a new fault type is checked with no code here."""
+    where = f"{kind}.{name}={_short(v)}"
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if v is None and optional:
+        return None
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if base == "float":
+        if not (number and math.isfinite(v)):
+            raise ValueError(f"{where} must be a finite number" + (" or null" if optional else ""))
+        return v
+    if base == "bool":
+        if not isinstance(v, bool):
+            raise ValueError(f"{where} must be true or false")
+        return v
+    if base == "str":
+        if not isinstance(v, str):
+            raise ValueError(f"{where} must be a string" + (" or null" if optional else ""))
+        return v
+    if base == "tuple[str, ...]":
+        if not (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)):
+            raise ValueError(f"{where} must be a list of node names" + (" or null" if optional else ""))
+        return tuple(v)
+    if base == "tuple[tuple[str, ...], ...]":
+        if not (isinstance(v, (list, tuple)) and all(isinstance(g, (list, tuple)) and all(isinstance(x, str) for x in g)
+                                                       for g in v)):
+            raise ValueError(f"{where} must be a list of lists of node names")
+        return tuple(tuple(g) for g in v)
+    return v
+
+
+def _fault_from_dict(d: object) -> Fault:
+    if not isinstance(d, dict):
+        raise ValueError(f"a fault must be an object with a 'kind', got {_short(d)}")
+    d = dict(d)
+    kind = d.pop("kind", None)
+    ft = FAULT_TYPES.get(kind) if isinstance(kind, str) else None
+    if ft is None:
+        raise ValueError(f"unknown fault kind {_short(kind)}; allowed: {sorted(FAULT_TYPES)}")
+    annotations = {f.name: f.type for f in fields(ft)}
+    bad = set(d) - set(annotations)
+    if bad:
+        raise ValueError(f"{kind}: unknown field(s) {sorted(bad)}; allowed: {sorted(annotations)}")
+    required = ("at", "node") if issubclass(ft, NodeFault) else ("at",)
+    missing = [n for n in required if n not in d]
+    if missing:
+        raise ValueError(f"{kind}: missing field(s) {missing}")
+    return ft(**{k: _json_field(kind, k, annotations[k], v) for k, v in d.items()})
 
 
 @dataclass
@@ -311,29 +377,51 @@ class FaultSchedule:
 
     @classmethod
     def from_list(cls, items: Iterable[dict]) -> FaultSchedule:
+        """A schedule from plain dicts (``to_list``'s form); a bad item raises ValueError naming
+        it (``fault 3 of 5``, counted from 1), its field and the value."""
+        if isinstance(items, (str, bytes, dict)):
+            raise ValueError(f"a fault schedule must be a list of faults, got a {type(items).__name__}")
+        items = list(items)
         out = cls()
-        for d in items:
-            d = dict(d)
-            kind = d.pop("kind", None)
-            ft = FAULT_TYPES.get(kind)
-            if ft is None:
-                raise ValueError(f"unknown fault kind {kind!r}; allowed: {sorted(FAULT_TYPES)}")
-            allowed = {f.name for f in fields(ft)}
-            bad = set(d) - allowed
-            if bad:
-                raise ValueError(f"{kind}: unknown field(s) {sorted(bad)}; allowed: {sorted(allowed)}")
-            if "groups" in d:
-                d["groups"] = tuple(tuple(g) for g in d["groups"])
-            if d.get("on") is not None:
-                d["on"] = tuple(d["on"])
-            out.add(ft(**d))
+        for i, d in enumerate(items, 1):
+            try:
+                out.add(_fault_from_dict(d))
+            except ValueError as e:
+                raise ValueError(f"fault {i} of {len(items)}: {e}") from None
         return out
 
     @classmethod
+    def loads(cls, text: str) -> FaultSchedule:
+        """A schedule from JSON text (always text, never a path): ``from_list`` of a JSON list."""
+        try:
+            data = json.loads(text.removeprefix("\ufeff"))
+        except RecursionError:  # json recurses once per level: [[[[...]]]] 100,000 deep
+            raise ValueError("not a fault schedule: JSON nested too deeply (a schedule is a list of "
+                             "flat objects)") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON: {e}") from None
+        if not isinstance(data, list):
+            raise ValueError(f"a fault schedule must be a JSON list of faults, got a JSON "
+                             f"{_JSON_TYPES.get(type(data), type(data).__name__)}")
+        return cls.from_list(data)
+
+    @classmethod
     def from_json(cls, text_or_path: str | Path) -> FaultSchedule:
-        p = Path(text_or_path) if not str(text_or_path).lstrip().startswith("[") else None
-        text = p.read_text() if p is not None else str(text_or_path)
-        return cls.from_list(json.loads(text))
+        """A schedule from JSON text, or from the file at a path (a ``Path``, or a ``str`` that
+        does not start like JSON: ``[`` or ``{``)."""
+        if not isinstance(text_or_path, Path) and str(text_or_path).lstrip("\ufeff \t\r\n")[:1] in ("[", "{"):
+            return cls.loads(str(text_or_path))
+        return cls.loads(Path(text_or_path).read_text(encoding="utf-8-sig"))
+
+    @classmethod
+    def read(cls, path: str | Path) -> tuple[str, FaultSchedule]:
+        """The text of the schedule file at ``path`` (without a byte-order mark) and the schedule.
+        Raises OSError if it cannot be read, ValueError if it is not a valid schedule."""
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"not a text file ({e.reason} at byte {e.start})") from None
+        return text, cls.loads(text)
 
     # -- validation and installation -----------------------------------------------------------
     def validate(self, sim: Simulation) -> None:

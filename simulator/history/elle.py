@@ -222,7 +222,7 @@ def main_check_transactions(path: str, workload: str, as_json: bool, model: str 
         if as_json:
             print(json.dumps({"valid": None, "error": msg}))
         else:
-            print(f"error: {msg}", file=sys.stderr)
+            print(f"splitbrain: error: {msg}", file=sys.stderr)  # the prefix every verb's refusal has
         return 2
     if as_json:
         print(json.dumps(result.to_json(), default=repr))

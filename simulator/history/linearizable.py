@@ -287,7 +287,10 @@ def check_linearizable_file(path: str | Path, *, model: str | Model = "register"
     edn.py). Bad input raises ``ValueError`` with one line naming the file and line number."""
     from .edn import load_history
 
-    history, lines = load_history(path)
+    try:
+        history, lines = load_history(path)
+    except RecursionError:  # the JSON and EDN readers recurse once per nesting level
+        raise ValueError(f"{path}: nested too deeply to read (a history is one flat event a line)") from None
     try:
         return check_linearizable(history, model=model, initial=initial, time_limit_s=time_limit_s,
                                   shrink_time_s=shrink_time_s)

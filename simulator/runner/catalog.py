@@ -153,11 +153,21 @@ def read_config(mod: ModuleType, path: str) -> tuple[dict[str, Any], dict[str, l
         raise ExperimentError(f"--config: no such file: {path}") from None
     except IsADirectoryError:
         raise ExperimentError(f"--config: {path} is a directory, not a TOML file") from None
+    except OSError as e:
+        raise ExperimentError(f"--config {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ExperimentError(f"--config {path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ExperimentError(f"--config {path}: not a text file ({e.reason} at byte {e.start})") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
+        raise ExperimentError(f"--config {path}: TOML nested too deeply to read") from None
     extra = set(doc) - {"params", "grid"}
     if extra:
         raise ExperimentError(f"--config {path}: unknown table(s) {sorted(extra)}; allowed: [params], [grid]")
+    for table in ("params", "grid"):
+        if not isinstance(doc.get(table, {}), dict):
+            raise ExperimentError(f"--config {path}: {table} must be a table ([{table}]), "
+                                  f"got {type(doc[table]).__name__}")
     overrides = {k: coerce(k, v, _known(mod, k)) for k, v in doc.get("params", {}).items()}
     grid = {}
     for k, vals in doc.get("grid", {}).items():
@@ -166,6 +176,19 @@ def read_config(mod: ModuleType, path: str) -> tuple[dict[str, Any], dict[str, l
             raise ExperimentError(f"--config {path}: grid.{k} must be a list of values")
         grid[k] = check_axis(k, [coerce(k, v, t) for v in vals])
     return overrides, grid
+
+
+def read_faults(path: str) -> tuple[str, Any]:
+    """``--faults FILE`` (run, sweep, hunt): the file's text and its ``FaultSchedule``, checked the
+    schedule's own way (kinds, fields, types, times), or one ``--faults FILE: ...`` error."""
+    from simulator.faults import FaultSchedule
+
+    try:
+        return FaultSchedule.read(path)
+    except OSError as e:
+        raise ExperimentError(f"--faults {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ExperimentError(f"--faults {path}: {str(e).splitlines()[0]}") from None
 
 
 def make_params(mod: ModuleType, overrides: dict[str, Any], quick: bool = False) -> Any:

@@ -295,20 +295,13 @@ def _run(args, argv) -> int:
 
 
 def _faults_override(mod, path: str) -> dict:
-    from simulator.faults import FaultSchedule
-
     if "faults_json" not in reg.param_types(mod):
         takers = [n for n, m in reg.registry().items() if "faults_json" in reg.param_types(m)]
         raise ExperimentError(f"--faults: {mod.__name__.rsplit('.', 1)[-1]} takes no fault schedule; "
                               f"experiments that do: {', '.join(takers) or '(none)'}")
-    try:
-        text = Path(path).read_text()
-        FaultSchedule.from_json(text)  # the schedule's own checks: kinds, fields, times
-    except OSError as e:
-        raise ExperimentError(f"--faults {path}: {e.strerror or e}") from None
-    except ValueError as e:
-        raise ExperimentError(f"--faults {path}: {e}") from None
+    text, _ = reg.read_faults(path)
     return {"faults_json": text}
+
 
 
 class _CellProgress:
@@ -387,10 +380,13 @@ def _check(args) -> int:
     from simulator.history.linearizable import check_linearizable_file
 
     if args.what == "transactions":
+        from simulator.history.elle import MODELS as TXN_MODELS
         from simulator.history.elle import main_check_transactions
 
         if os.path.isdir(args.file):
             raise ExperimentError(f"{args.file} is a directory, not a history file")
+        if args.txn_model is not None and args.txn_model not in TXN_MODELS:
+            raise ExperimentError(f"--txn-model must be one of {', '.join(TXN_MODELS)}; got {args.txn_model!r}")
         return main_check_transactions(args.file, args.workload, args.json, model=args.txn_model)
     for flag, v in (("--time-limit", args.time_limit), ("--shrink-time", args.shrink_time)):
         if v is not None and not (v > 0 and v < float("inf")):
@@ -401,6 +397,8 @@ def _check(args) -> int:
             initial = json.loads(args.initial)
         except json.JSONDecodeError:
             initial = args.initial  # a bare word: the string itself
+        except RecursionError:  # json recurses once per nesting level
+            raise ExperimentError("--initial: JSON nested too deeply (give one value, e.g. 0, \"\", null)") from None
     try:
         result = check_linearizable_file(args.file, model=args.model, initial=initial,
                                          time_limit_s=args.time_limit, shrink_time_s=args.shrink_time)

@@ -87,7 +87,7 @@ def run_chunk(scenario: str, prop: str, variant: str, seeds: Sequence[int],
     import traceback
 
     sc = get_scenario(scenario)
-    sched = None if schedule_json is None else FaultSchedule.from_json(schedule_json)
+    sched = None if schedule_json is None else FaultSchedule.loads(schedule_json)
     failing, errors = [], []
     for s in seeds:
         try:
@@ -328,15 +328,16 @@ def main(args) -> int:
         raise ExperimentError(f"--progress-every must be >= 1 seeds, got {args.progress_every}")
     if not (args.shrink_time > 0 and math.isfinite(args.shrink_time)):
         raise ExperimentError(f"--shrink-time must be a positive number of seconds, got {args.shrink_time}")
+    if args.save is not None:  # checked now, not after the hunt and the shrink have run
+        save = Path(args.save)
+        if save.is_dir() or not save.parent.is_dir():
+            why = "is a directory" if save.is_dir() else f"no such directory {save.parent}"
+            raise ExperimentError(f"--save {args.save}: {why}")
     schedule_json = None
     if args.faults:
-        try:
-            schedule_json = Path(args.faults).read_text()
-            FaultSchedule.from_json(schedule_json)
-        except OSError as e:
-            raise ExperimentError(f"--faults {args.faults}: {e.strerror or e}") from None
-        except ValueError as e:
-            raise ExperimentError(f"--faults {args.faults}: {str(e).splitlines()[0]}") from None
+        from .catalog import read_faults
+
+        schedule_json, _ = read_faults(args.faults)
     every = args.progress_every or max(100, args.seeds // 10)
     mark = [every]
 
@@ -370,7 +371,7 @@ def main(args) -> int:
             print(f"  seed {s} CRASHED: {tb.strip().splitlines()[-1]}")
     if failing and args.shrink:
         seed = failing[0]
-        given = None if schedule_json is None else FaultSchedule.from_json(schedule_json)
+        given = None if schedule_json is None else FaultSchedule.loads(schedule_json)
         sh = shrink_seed(sc.name, args.property, seed, args.variant, given, budget_s=args.shrink_time)
         stem = (f"{args.workload}-{_slug(args.node or 'bin')}" if sc.name.startswith("workbench:")
                 else f"{sc.name}-{args.variant}")

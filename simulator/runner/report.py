@@ -71,6 +71,8 @@ def read_metadata(run: str | Path) -> dict:
         data = json.loads(meta.read_text())
     except (OSError, ValueError) as e:
         raise ExperimentError(f"{meta}: cannot read it as JSON ({e})") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise ExperimentError(f"{meta}: cannot read it as JSON (nested too deeply)") from None
     if not isinstance(data, dict) or "experiment" not in data:
         raise ExperimentError(f"{meta} is not a splitbrain run's metadata (no 'experiment')")
     return data
@@ -339,7 +341,7 @@ def _faults_section(run: Path, meta: dict) -> str:
     if sched:
         try:
             sched = json.dumps(json.loads(sched), indent=1)
-        except ValueError:
+        except (ValueError, RecursionError):  # shown as it was saved
             pass
         out += f"<h3>Replayed schedule (--faults)</h3><pre>{_e(sched)}</pre>"
     return out

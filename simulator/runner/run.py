@@ -184,7 +184,7 @@ def new_run_dir(experiment: str, payload: dict, out: str | Path | None, resume: 
         meta = p / "metadata.json"
         if not meta.exists():
             raise ExperimentError(f"--resume: {p} holds no earlier run (no metadata.json)")
-        old = json.loads(meta.read_text())
+        old = _read_json(meta, "--resume")
         keys = ("experiment", "params", "grid", "seeds")
         if {k: old.get(k) for k in keys} != json.loads(json.dumps({k: payload[k] for k in keys}, default=str)):
             raise ExperimentError(f"--resume: {p} was run with other parameters; refusing to mix them")
@@ -215,11 +215,24 @@ def _os_advice(p: Path, e: OSError) -> str:
     return f"cannot write the run folder {p}: {e.strerror or e} ({fix})"
 
 
+def _read_json(path: Path, flag: str) -> dict:
+    """A run folder's JSON object (metadata.json), or one ExperimentError naming ``flag`` and the file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ExperimentError(f"{flag}: {path}: cannot read it as JSON ({e})") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise ExperimentError(f"{flag}: {path}: cannot read it as JSON (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{flag}: {path} is not a splitbrain run's metadata (not a JSON object)")
+    return data
+
+
 def _start_metadata(folder: Path, payload: dict, command, resume: bool, seed: int, seeds: int) -> dict:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     cmd = list(command) if command is not None else None
     if resume:
-        meta = json.loads((folder / "metadata.json").read_text())
+        meta = _read_json(folder / "metadata.json", "--resume")
         meta.setdefault("resumes", []).append({"started_utc": now, "command": cmd, "git": _git()})
     else:
         meta = {**json.loads(json.dumps(payload, default=str)), "seed_list": list(range(seed, seed + seeds)),

@@ -34,13 +34,18 @@ def _run_one(name: str, quick: bool) -> tuple[str, list[Check] | str, float]:
         return name, traceback.format_exc(), time.perf_counter() - t0
 
 
-def run_all(quick: bool, only: list[str] | None = None, workers: int | None = None):
+def _selected(only: list[str] | None) -> list[str]:
     names = reproductions()
     if only:
         bad = sorted(set(only) - set(names))
         if bad:
             raise ExperimentError(f"--only: no reproduction named {', '.join(bad)}; available: {', '.join(names)}")
         names = [n for n in names if n in only]
+    return names
+
+
+def run_all(quick: bool, only: list[str] | None = None, workers: int | None = None):
+    names = _selected(only)
     n = min(workers or os.cpu_count() or 1, len(names))
     if n <= 1:
         return [_run_one(name, quick) for name in names]
@@ -103,7 +108,11 @@ def _short(text: str, n: int = 90) -> str:
 
 def main(quick: bool = False, only: list[str] | None = None, write: str | None = None) -> int:
     t0 = time.perf_counter()
-    print(f"splitbrain validate: {len(only or reproductions())} reproduction module(s), "
+    names = _selected(only)  # bad input is refused before the header and before any work
+    if write and (Path(write).is_dir() or not Path(write).parent.is_dir()):
+        why = "is a directory" if Path(write).is_dir() else f"no such directory {Path(write).parent}"
+        raise ExperimentError(f"--write {write}: {why}")
+    print(f"splitbrain validate: {len(names)} reproduction module(s), "
           f"{'quick' if quick else 'full'} run ...", file=sys.stderr, flush=True)
     results = run_all(quick, only)
     wall = time.perf_counter() - t0

@@ -148,6 +148,8 @@ def _jsonl_lines(path: Path) -> tuple[list, list[int]]:
                 events.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise TxnInputError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
+            except RecursionError:  # json recurses once per nesting level
+                raise TxnInputError(f"{path}:{n}: JSON nested too deeply to read") from None
             lines.append(n)
     return events, lines
 
@@ -160,8 +162,17 @@ def read_events(path: str | Path) -> tuple[list, list[int]]:
         raise TxnInputError(f"{path}: is a directory, not a history file")
     if not path.exists():
         raise TxnInputError(f"{path}: no such file")
-    with path.open() as fh:
-        first = next((ln.strip() for ln in fh if ln.strip()), "")
+    try:
+        with path.open() as fh:
+            first = next((ln.strip() for ln in fh if ln.strip()), "")
+        return _read_events(path, first)
+    except UnicodeDecodeError as err:
+        raise TxnInputError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
+    except RecursionError:  # the EDN reader recurses once per nesting level
+        raise TxnInputError(f"{path}: nested too deeply to read (a history is one flat event a line)") from None
+
+
+def _read_events(path: Path, first: str) -> tuple[list, list[int]]:
     if path.suffix == ".edn" or first.startswith("{:") or (first.startswith("[") and path.suffix != ".jsonl"):
         from simulator.history.edn import load_history
 
