@@ -158,3 +158,13 @@ def test_bin_runs_an_external_program_and_says_it_is_not_deterministic(tmp_path,
     res = json.loads((out / "results.json").read_text())
     assert res["deterministic"] is False and res["perf"]["ok"] == res["perf"]["ops"] > 3
     assert json.loads((out / "metadata.json").read_text())["node"].startswith("bin:")
+
+
+def test_a_replayed_schedule_naming_other_nodes_is_refused_before_any_work(tmp_path, capsys):
+    f = tmp_path / "f.json"
+    f.write_text('[{"kind": "crash", "at": 1.0, "node": "raft0", "recover_at": 2.0}]')
+    for node in (["--node", "reference"], ["--bin", "/bin/cat"]):
+        assert main(["test", "-w", "echo", *node, "--faults", str(f), "--out", str(tmp_path / "never")]) == 2
+        err = capsys.readouterr().err
+        assert "unknown node 'raft0'" in err and "this test's nodes: n1, n2" in err
+        assert not (tmp_path / "never").exists()

@@ -169,10 +169,10 @@ def options_from_args(args, *, seed: int | None = None, trace: bool = True) -> t
     faults = None
     if getattr(args, "faults", None):
         try:
-            faults = FaultSchedule.from_json(Path(args.faults).read_text())
+            _, faults = FaultSchedule.read(args.faults)
         except OSError as e:
             raise ExperimentError(f"--faults {args.faults}: {e.strerror or e}") from None
-        except (ValueError, RecursionError) as e:
+        except ValueError as e:
             raise ExperimentError(f"--faults {args.faults}: {str(e).splitlines()[0] if str(e) else 'malformed'}") \
                 from None
     kinds = tuple(k for k in args.nemesis.split(",") if k) if args.nemesis else ()
@@ -280,6 +280,16 @@ def run_test_cmd(args, argv: Sequence[str] | None = None) -> int:
     from .run import new_run_dir
 
     payload = {"workload": opts.workload, "node": spec, "options": _plain_options(opts)}
+    if opts.faults is not None:  # a replayed schedule must name this test's nodes, before any work
+        from simulator.workbench import Node
+
+        # a plain Node stands in for an external program here: nothing is started to check names
+        probe = build(replace(opts, bin=None, node=Node) if opts.bin is not None else opts)
+        try:
+            probe.schedule.validate(probe.sim)
+        except ValueError as e:
+            raise ExperimentError(f"--faults {args.faults}: {e} (this test's nodes: {', '.join(probe.nodes)})") \
+                from None
     folder, _ = new_run_dir(f"test/{opts.workload}", payload, args.out, resume=False)
     t0 = time.perf_counter()
     test = build(opts)
