@@ -92,8 +92,8 @@ def load_history(path: str | Path) -> tuple[History, list[int]]:
     """(history, line number of each event) for the linearizability checkers. Raises ``ValueError``
     ("FILE:LINE: ...") on bad input, naming a missing field and why it is needed."""
     p = Path(path)
-    events, where, _ = read_events(p)
-    return _build(p, events, where)
+    events, where, edn = read_events(p)
+    return _build(p, events, where, nil_read_unknown=edn)
 
 
 def _json_records(p: Path, lines: list[str]) -> list[tuple[int, Any]]:
@@ -237,7 +237,10 @@ _NEEDED = {"process": "it pairs each completion with its invocation, and which o
            "f": "the model needs to know what the operation did (read, write, cas, ...)"}
 
 
-def _build(p: Path, events: list[dict], where: list[int]) -> tuple[History, list[int]]:
+def _build(p: Path, events: list[dict], where: list[int], nil_read_unknown: bool) -> tuple[History, list[int]]:
+    """``nil_read_unknown``: an ``ok`` read of nil read an unknown value, so it is kept as ``info``
+    (no constraint on the register). Knossos' models say so ("nil reads are always legal",
+    ``knossos.model``), and Jepsen's register tests, checked by them, write such reads."""
     h = History()
     open_by_proc: dict[Any, int] = {}
     timed = "time" in events[0]
@@ -284,5 +287,7 @@ def _build(p: Path, events: list[dict], where: list[int]) -> tuple[History, list
             if tm < h.time[op]:
                 raise ValueError(f"{p}:{n}: completes at time {tm} before its invocation (line {where[op]}, "
                                  f"time {h.time[op]})")
+            if nil_read_unknown and t == "ok" and f == "read" and value is None:
+                t = "info"
             h.complete(op, t, tm, value)
     return h, where

@@ -261,8 +261,46 @@ class UniqueIdModel(Model):
         return set(want)  # fewer ids issued only makes the rest easier
 
 
+class MultiRegisterModel(Model):
+    """Knossos' ``multi-register``: registers by key, read and written together by ``txn`` operations
+    whose value is a list of ``[f, k, v]`` micro-ops (``f`` read or write), applied in order, as one
+    atomic step. A read of nil is always legal ("nil reads are always legal", ``knossos.model``), as is
+    an unknown (info) outcome's; ``initial`` maps keys to their starting values (default: all nil)."""
+
+    name = "multi-register"
+    operations = frozenset({"txn"})
+
+    def __init__(self, initial: Any = None) -> None:
+        if initial is not None and not isinstance(initial, dict):
+            raise ValueError(f"model 'multi-register' takes initial as an object of key -> value, got {initial!r}")
+        self.initial = freeze(initial or {})
+
+    def init(self) -> tuple:
+        return self.initial
+
+    def step(self, state: tuple, input: Input, output: Output) -> tuple[bool, tuple]:
+        regs = dict(state)
+        mops = output.value if output.type == "ok" and output.value is not None else input.value
+        for m in mops or ():
+            if not isinstance(m, tuple) or len(m) != 3 or m[0] not in ("read", "write"):
+                return False, state
+            f, k, v = m
+            if f == "write":
+                regs[k] = v
+            elif output.type == "ok" and v is not None and regs.get(k) != v:
+                return False, state
+        return True, tuple(sorted(regs.items(), key=repr))
+
+    def read_only(self, input: Input) -> bool:
+        return all(isinstance(m, tuple) and m[:1] == ("read",) for m in input.value or ())
+
+    def partition(self, ops: list[Op]) -> list[list[Op]]:
+        return [ops]  # a transaction spans keys: one part
+
+
 MODELS: dict[str, type[Model]] = {"register": RegisterModel, "cas-register": RegisterModel, "kv": KVModel,
-                                  "set": SetModel, "queue": QueueModel, "unique-id": UniqueIdModel}
+                                  "set": SetModel, "queue": QueueModel, "unique-id": UniqueIdModel,
+                                  "multi-register": MultiRegisterModel}
 
 
 def get_model(model: str | Model, initial: Any = None) -> Model:

@@ -139,6 +139,7 @@ class GenericPart(Part):
         ok = [ends[i] != INF for i in range(n)]
         out = [self.outputs[j] if ok[i] else _INFO for i, j in enumerate(sel)]
         zob = [self.zob[j] for j in sel]
+        quiet = [self.quiet[j] for j in sel]
         remaining = sum(ok)
         blocked = 0
         if not remaining:
@@ -159,8 +160,12 @@ class GenericPart(Part):
                 good, ns = step(state, inp[i], out[i])
                 if good:
                     if ns == state:
-                        if ok[i]:
+                        # a legal read-only op can go first; a write that happens to leave this state
+                        # alone (put v over v) cannot: placed later it may undo another write
+                        if ok[i] and quiet[i]:
                             return [[(e, ns)], 0, -1, state, fp]
+                        if not quiet[i]:
+                            cands.append((due[i], e, ns))
                     else:
                         cands.append((due[i], e, ns))
                 e = nxt[e]
