@@ -189,3 +189,16 @@ def test_edn_literals_sets_maps_nil_keywords_and_multiline_maps(tmp_path, capsys
     p.write_text(p.read_text().replace(":value 2}]", ":value 3}]"))
     code, out, err = run(capsys, "linearizable", p)
     assert code == 1 and "p3 read 3" in out
+
+
+def test_generic_search_tries_a_state_preserving_write_later(tmp_path, capsys):
+    """Regression (found on Knossos' multi-register history): put "" over "" leaves the state alone
+    now, but the only linearization is put "x", put "", get "" - the search must not fix it first."""
+    ev = [(0, "invoke", "put", ""), (1, "invoke", "put", "x"), (1, "ok", "put", "x"), (2, "invoke", "get", None),
+          (2, "ok", "get", ""), (0, "ok", "put", "")]
+    p = tmp_path / "kv.jsonl"
+    p.write_text("".join(json.dumps({"process": pr, "type": t, "f": f, "key": "k", "value": v, "time": i}) + "\n"
+                         for i, (pr, t, f, v) in enumerate(ev)))
+    assert run(capsys, "linearizable", p, "--model", "kv")[0] == 0
+    p.write_text(p.read_text().replace('"value": "", "time": 4', '"value": "y", "time": 4'))
+    assert run(capsys, "linearizable", p, "--model", "kv")[0] == 1

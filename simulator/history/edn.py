@@ -6,8 +6,12 @@ Knossos' and Porcupine's test data, sometimes wrapped in one ``[...]`` vector). 
 ``edn_format`` package. Keywords become their names (``:ok`` -> ``"ok"``), vectors lists, ``nil``
 None. Events of the nemesis (a keyword process, ``:nemesis``) are skipped: they are faults, not
 operations. Jepsen's ``:time`` is in nanoseconds and is converted to seconds; a history without
-``:time`` (Porcupine's kv data) is ordered by line, one second apart. Unknown fields (``:index``,
-``:error``, ...) are ignored.
+``:time`` (Porcupine's kv data, Elle's paper example) is ordered by position, one second apart. When
+every event has an ``:index`` (Jepsen's history order) the events are put in its order first. A map may
+span lines, and Knossos wraps its histories in one vector or list, with ``;`` comments. For the
+linearizability checkers ``:process``, ``:type`` and ``:f`` are needed (each refusal says why);
+``jepsen.independent`` ``[k v]`` values become key ``k``, value ``v``; an ok read of nil is an
+unknown value, as in Knossos' models. Unknown fields (``:error``, ...) are ignored.
 
 Every refusal is one line naming the file and the line: ``FILE:LINE: what is wrong``.
 """
