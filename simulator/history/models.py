@@ -16,7 +16,8 @@ the interface follows Porcupine's ``Model``, Athalye 2017):
   Kroening 2015's P-compositionality);
 - optional: ``read_only(input)`` for operations that never change the state (with an unknown
   output they constrain nothing and are dropped; a shrunk counterexample may drop them freely),
-  ``operations`` (the accepted ``f`` names, so a typo is refused with its line number) and
+  ``idempotent(input)`` for operations that, once they change nothing, never will (the search places
+  them at once), ``operations`` (the accepted ``f`` names, so a typo is refused with its line number) and
   ``removable(ops, alive, want)`` (which operations a counterexample may drop together).
 
 See docs/models.md for a worked example. The built-in models are in ``MODELS``.
@@ -69,6 +70,11 @@ class Model:
         return False
 
     def failed_is_information(self, input: Input) -> bool:
+        return False
+
+    def idempotent(self, input: Input) -> bool:
+        """Whether the operation, once it leaves a state unchanged, leaves every later state unchanged
+        too (a set's ``add`` of a member). The search may then place it at once. Default: no."""
         return False
 
     def removable(self, ops: list[Op], alive: set[int], want: Iterable[int]) -> set[int]:
@@ -184,6 +190,9 @@ class SetModel(Model):
 
     def read_only(self, input: Input) -> bool:
         return input.f == "read"
+
+    def idempotent(self, input: Input) -> bool:
+        return input.f == "add"  # a member stays a member: adding it again never changes anything
 
     def removable(self, ops: list[Op], alive: set[int], want: Iterable[int]) -> set[int]:
         # dropping add x with every read containing x: the other reads saw no x, so are unchanged
