@@ -38,6 +38,17 @@ def test_elle_paper_example_is_g_single(capsys):
     assert run(capsys, "transactions", DATA / "elle_paper_example.edn", "--txn-model", "read-committed")[0] == 0
 
 
+def test_elle_si_without_g_single(capsys):
+    """Elle's histories/si-without-g-single.edn: Elle's test (checking snapshot isolation and repeatable
+    read, no real-time order) finds G2-item alone, so not repeatable read but snapshot isolation."""
+    path = DATA / "elle_si_without_g_single.edn"
+    code, out, _ = run(capsys, "transactions", path, "--txn-model", "snapshot-isolation", "--json")
+    r = json.loads(out)
+    assert code == 0 and {k for k in r["anomaly_counts"] if not k.endswith("-realtime")} == {"G2-item"}
+    assert "snapshot-isolation" in r["models_ok"] and "repeatable-read" not in r["models_ok"]
+    assert run(capsys, "transactions", path, "--txn-model", "repeatable-read")[0] == 1
+
+
 def test_session_model_needs_process(capsys):
     code, out, err = run(capsys, "transactions", DATA / "elle_paper_example.edn",
                          "--txn-model", "strong-session-serializable")
