@@ -135,8 +135,8 @@ def test_report_of_metadata_nested_too_deeply(tmp_path, capsys):
 @pytest.mark.parametrize("what", ["linearizable", "transactions"])
 @pytest.mark.parametrize(("name", "text", "fragment"), [
     ("deep.jsonl", '{"process": 0, "type": "invoke", "f": "txn", "value": ' + "[" * DEEP + "]" * DEEP + "}\n",
-     "nested too deeply to read"),
-    ("deep.edn", "{:a " * 50_000 + "1" + "}" * 50_000 + "\n", "nested too deeply to read"),
+     "nested too deeply"),
+    ("deep.edn", "{:a " * 50_000 + "1" + "}" * 50_000 + "\n", "nested too deeply"),
     ("bin.jsonl", b"\xff\xfe\x00\x01", "not a text file"),
     ("bad.jsonl", '{"process": 0, "type": "invoke", "f": "write", "value": 1}\nnot json\n', ":2: not valid JSON"),
     ("empty.jsonl", "", "empty history"),

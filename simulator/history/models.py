@@ -16,7 +16,8 @@ the interface follows Porcupine's ``Model``, Athalye 2017):
   Kroening 2015's P-compositionality);
 - optional: ``read_only(input)`` for operations that never change the state (with an unknown
   output they constrain nothing and are dropped; a shrunk counterexample may drop them freely),
-  ``operations`` (the accepted ``f`` names, so a typo is refused with its line number) and
+  ``idempotent(input)`` for operations that, once they change nothing, never will (the search places
+  them at once), ``operations`` (the accepted ``f`` names, so a typo is refused with its line number) and
   ``removable(ops, alive, want)`` (which operations a counterexample may drop together).
 
 See docs/models.md for a worked example. The built-in models are in ``MODELS``.
@@ -69,6 +70,11 @@ class Model:
         return False
 
     def failed_is_information(self, input: Input) -> bool:
+        return False
+
+    def idempotent(self, input: Input) -> bool:
+        """Whether the operation, once it leaves a state unchanged, leaves every later state unchanged
+        too (a set's ``add`` of a member). The search may then place it at once. Default: no."""
         return False
 
     def removable(self, ops: list[Op], alive: set[int], want: Iterable[int]) -> set[int]:
@@ -185,6 +191,9 @@ class SetModel(Model):
     def read_only(self, input: Input) -> bool:
         return input.f == "read"
 
+    def idempotent(self, input: Input) -> bool:
+        return input.f == "add"  # a member stays a member: adding it again never changes anything
+
     def removable(self, ops: list[Op], alive: set[int], want: Iterable[int]) -> set[int]:
         # dropping add x with every read containing x: the other reads saw no x, so are unchanged
         drop: set[int] = set()
@@ -261,8 +270,46 @@ class UniqueIdModel(Model):
         return set(want)  # fewer ids issued only makes the rest easier
 
 
+class MultiRegisterModel(Model):
+    """Knossos' ``multi-register``: registers by key, read and written together by ``txn`` operations
+    whose value is a list of ``[f, k, v]`` micro-ops (``f`` read or write), applied in order, as one
+    atomic step. A read of nil is always legal ("nil reads are always legal", ``knossos.model``), as is
+    an unknown (info) outcome's; ``initial`` maps keys to their starting values (default: all nil)."""
+
+    name = "multi-register"
+    operations = frozenset({"txn"})
+
+    def __init__(self, initial: Any = None) -> None:
+        if initial is not None and not isinstance(initial, dict):
+            raise ValueError(f"model 'multi-register' takes initial as an object of key -> value, got {initial!r}")
+        self.initial = freeze(initial or {})
+
+    def init(self) -> tuple:
+        return self.initial
+
+    def step(self, state: tuple, input: Input, output: Output) -> tuple[bool, tuple]:
+        regs = dict(state)
+        mops = output.value if output.type == "ok" and output.value is not None else input.value
+        for m in mops or ():
+            if not isinstance(m, tuple) or len(m) != 3 or m[0] not in ("read", "write"):
+                return False, state
+            f, k, v = m
+            if f == "write":
+                regs[k] = v
+            elif output.type == "ok" and v is not None and regs.get(k) != v:
+                return False, state
+        return True, tuple(sorted(regs.items(), key=repr))
+
+    def read_only(self, input: Input) -> bool:
+        return all(isinstance(m, tuple) and m[:1] == ("read",) for m in input.value or ())
+
+    def partition(self, ops: list[Op]) -> list[list[Op]]:
+        return [ops]  # a transaction spans keys: one part
+
+
 MODELS: dict[str, type[Model]] = {"register": RegisterModel, "cas-register": RegisterModel, "kv": KVModel,
-                                  "set": SetModel, "queue": QueueModel, "unique-id": UniqueIdModel}
+                                  "set": SetModel, "queue": QueueModel, "unique-id": UniqueIdModel,
+                                  "multi-register": MultiRegisterModel}
 
 
 def get_model(model: str | Model, initial: Any = None) -> Model:

@@ -124,6 +124,7 @@ class GenericPart(Part):
         self.outputs = [Output(op.type, None if op.type == "info" else freeze(op.result)) for op in ops]
         self.is_ok = [op.type == "ok" or op.type == "fail" for op in ops]  # fails here are kept ones
         self.quiet = [model.read_only(x) for x in self.inputs]
+        self.settled = [q or model.idempotent(x) for q, x in zip(self.quiet, self.inputs)]
         self.zob = _zobrist(len(ops))
         self.invoke = [op.invoke_time for op in ops]
 
@@ -139,6 +140,7 @@ class GenericPart(Part):
         ok = [ends[i] != INF for i in range(n)]
         out = [self.outputs[j] if ok[i] else _INFO for i, j in enumerate(sel)]
         zob = [self.zob[j] for j in sel]
+        settled = [self.settled[j] for j in sel]
         remaining = sum(ok)
         blocked = 0
         if not remaining:
@@ -159,8 +161,14 @@ class GenericPart(Part):
                 good, ns = step(state, inp[i], out[i])
                 if good:
                     if ns == state:
-                        if ok[i]:
+                        # an ok op that changes nothing now and ever after (a read; a set's add of a
+                        # member) can go first. A write that happens to leave this state alone (put v
+                        # over v) cannot: placed later it may undo another write. An info op that
+                        # changes nothing now is as good as never applied, which stays possible.
+                        if ok[i] and settled[i]:
                             return [[(e, ns)], 0, -1, state, fp]
+                        if ok[i]:
+                            cands.append((due[i], e, ns))
                     else:
                         cands.append((due[i], e, ns))
                 e = nxt[e]

@@ -48,8 +48,8 @@ class Graph:
         """
         last_ok: dict = {}
         for t in txns:  # invocation order
-            if t.type == "fail":
-                continue
+            if t.type == "fail" or t.process is None:
+                continue  # a transaction without a process has no process order
             prev = last_ok.get(t.process)
             if prev is not None:
                 self.link(prev, t.id, PROC)

@@ -239,7 +239,10 @@ def explain_edge(txns: list[Txn], g: Graph, a: int, bit: int, b: int, workload: 
     A, B = f"T{a}", f"T{b}"
     if bit == RT:
         ta, tb = txns[a].complete_time, txns[b].invoke_time
-        when = f" (t={ta} < t={tb})" if ta is not None and tb is not None else ""
+        if ta is not None and tb is not None and ta < tb:
+            when = f" (t={ta} < t={tb})"
+        else:  # the order of events in the history decides (Jepsen's convention), not equal or absent times
+            when = f" (event {txns[a].complete_pos} < event {txns[b].invoke_pos})"
         return f"{A} completed before {B} began{when}, so {A} precedes {B} in real time"
     if bit == PROC:
         return f"{A} and {B} ran in that order on process {txns[a].process!r}, so {A} precedes {B}"

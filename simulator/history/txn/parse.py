@@ -4,9 +4,15 @@ An event is a dict in Jepsen's (and Elle's) shape, as JSON: ``{"type": "invoke"|
 "process": p, "f": "txn", "value": [[f, k, v], ...], "time": t}``. A micro-op is ``["append", k, v]`` or
 ``["r", k, [v...]]`` (list-append) or ``["w", k, v]`` / ``["r", k, v]`` (rw-register); Clojure's keyword
 spelling ``":append"`` / ``":r"`` is accepted too. ``f``, ``time`` and ``key`` are optional (Elle needs only
-``type``, ``process`` and ``value``). Events must be in real-time order: the position in the history, not
-the ``time`` field, orders invocations and completions (Jepsen's convention). A process is sequential: its
-completion closes its one open invocation; an invocation never completed counts as ``info``.
+``type`` and ``value``). Events must be in real-time order: the position in the history, not the ``time``
+field, orders invocations and completions (Jepsen's convention; EDN events carrying ``:index`` are put in
+its order first). A process is sequential: its completion closes its one open invocation; an invocation
+never completed counts as ``info``.
+
+``process`` may be left out, as in Elle's own ``histories/paper-example.edn``: such a completion closes
+the one open process-less invocation with the same micro-ops (reads aside); when two or more match, the
+history is refused, since only ``process`` could tell which one it completes. Transactions without a
+process get no process-order edges (real-time order from the positions still applies).
 """
 
 from __future__ import annotations
@@ -37,11 +43,14 @@ class Txn:
     complete_pos: int | None
     invoke_time: Any = None
     complete_time: Any = None
+    line: int | None = None  # the invocation's line in its file, when read from one
+
 
     def describe(self) -> str:
         shown = ", ".join(f"{f} {k!r} {_show(v)}" for f, k, v in self.ops)
         where = f"event {self.invoke_pos}" + ("" if self.complete_pos is None else f"-{self.complete_pos}")
-        return f"T{self.id} = p{self.process} {self.type} [{shown}] ({where})"
+        who = "" if self.process is None else f"p{self.process} "
+        return f"T{self.id} = {who}{self.type} [{shown}] ({where})"
 
 
 def _show(v: Any) -> str:
@@ -94,39 +103,49 @@ def parse_events(events: Iterable[dict], workload: str, source: str | None = Non
         raise TxnInputError(f"workload must be one of {sorted(WORKLOAD_OPS)}, got {workload!r}")
     allowed = WORKLOAD_OPS[workload]
     txns: list[Txn] = []
-    open_by_proc: dict[Any, tuple[Txn, Any]] = {}
+    open_by_proc: dict[Any, Txn] = {}
+    anonymous: list[Txn] = []  # open invocations without a process, in invocation order
     pos = -1
     for pos, e in enumerate(events):
         where = f"{source}:{lines[pos]}" if source and lines else f"event {pos}"
         if not isinstance(e, dict):
             raise TxnInputError(f"{where}: an event must be an object, got {type(e).__name__}")
+        if e.get("type") is None:
+            raise TxnInputError(f"{where}: missing :type, which says whether the event invokes a transaction "
+                                "(invoke) or completes one (ok, fail, info)")
         t = _name(e.get("type"))
         if t not in ("invoke", "ok", "fail", "info"):
             raise TxnInputError(f"{where}: type must be invoke, ok, fail or info, got {e.get('type')!r}")
-        if "process" not in e:
-            raise TxnInputError(f"{where}: missing 'process'")
-        p = _freeze(e["process"])
-        if _name(e.get("process")) == "nemesis":
+        raw_p = e.get("process")
+        if raw_p is not None and _name(raw_p) == "nemesis":
             continue
+        p = _freeze(raw_p)
         f = e.get("f", "txn")
         if f is not None and _name(f) != "txn":
             raise TxnInputError(f"{where}: f must be 'txn' for a transactional history, got {f!r}")
         time = e.get("time")
         if time is not None and not isinstance(time, (int, float)):
             raise TxnInputError(f"{where}: time must be a number, got {time!r}")
+        if "value" not in e:
+            raise TxnInputError(f"{where}: missing :value, the transaction's micro-ops, from which every "
+                                "dependency is inferred")
         if t == "invoke":
-            if p in open_by_proc:
+            if p is not None and p in open_by_proc:
                 raise TxnInputError(f"{where}: process {p!r} invokes while its previous transaction is open")
-            value = e.get("value")
-            ops = _mops(value, allowed, where, read_values=False)
-            txn = Txn(len(txns), p, "info", ops, pos, None, time, None)
+            ops = _mops(e.get("value"), allowed, where, read_values=False)
+            txn = Txn(len(txns), p, "info", ops, pos, None, time, None, lines[pos] if lines else None)
             txns.append(txn)
-            open_by_proc[p] = (txn, value)
+            if p is None:
+                anonymous.append(txn)
+            else:
+                open_by_proc[p] = txn
             continue
-        got = open_by_proc.pop(p, None)
-        if got is None:
-            raise TxnInputError(f"{where}: {t} for process {p!r} with no open invocation")
-        txn, _ = got
+        if p is None:
+            txn = _anonymous_match(anonymous, _mops(e.get("value"), allowed, where, read_values=False), t, where)
+        else:
+            txn = open_by_proc.pop(p, None)
+            if txn is None:
+                raise TxnInputError(f"{where}: {t} for process {p!r} with no open invocation")
         txn.type, txn.complete_pos, txn.complete_time = t, pos, time
         if t == "ok":
             done = _mops(e.get("value"), allowed, where, read_values=True)
@@ -136,6 +155,20 @@ def parse_events(events: Iterable[dict], workload: str, source: str | None = Non
     if pos < 0:
         raise TxnInputError(f"{source or 'history'}: empty history (no events)")
     return txns
+
+
+def _anonymous_match(open_txns: list[Txn], ops: list, t: str, where: str) -> Txn:
+    """The one open process-less invocation this completion (micro-ops ``ops``, reads blanked) closes."""
+    match = [x for x in open_txns if x.ops == ops]
+    if len(match) == 1:
+        open_txns.remove(match[0])
+        return match[0]
+    if not match:
+        raise TxnInputError(f"{where}: {t} without :process matches no open invocation (:process pairs a "
+                            "completion with its invocation; without it the micro-ops must match one)")
+    at = ", ".join(f"line {x.line}" if x.line else f"event {x.invoke_pos}" for x in match)
+    raise TxnInputError(f"{where}: missing :process, needed to pair this completion with its invocation: "
+                        f"{len(match)} open invocations have the same micro-ops ({at})")
 
 
 def _jsonl_lines(path: Path) -> tuple[list, list[int]]:
@@ -173,12 +206,13 @@ def read_events(path: str | Path) -> tuple[list, list[int]]:
 
 
 def _read_events(path: Path, first: str) -> tuple[list, list[int]]:
-    if path.suffix == ".edn" or first.startswith("{:") or (first.startswith("[") and path.suffix != ".jsonl"):
-        from simulator.history.edn import load_history
+    if path.suffix == ".edn" or first.startswith(("{:", ";")) or (first.startswith(("[", "(")) and
+                                                             path.suffix != ".jsonl"):
+        from simulator.history.edn import read_events as read_edn
 
         try:
-            h, lines = load_history(path)
+            events, lines, _ = read_edn(path)
         except ValueError as err:
             raise TxnInputError(str(err)) from None
-        return list(h.events()), lines
+        return events, lines
     return _jsonl_lines(path)
