@@ -184,7 +184,7 @@ class LWWRegister:
         return LWWRegister(w.value, w.stamp)
 
     def copy(self) -> LWWRegister:
-        """An independent copy."""
+        """A copy of the register's stamp and value (the value object itself is shared)."""
         return LWWRegister(self.value, self.stamp)
 
     def __eq__(self, other: object) -> bool:
