@@ -34,6 +34,10 @@ HEARTBEAT = "fd.heartbeat"
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    """A failure detector's settings, times in seconds: ``kind`` "phi" (Hayashibara et al., SRDS
+    2004) or "timeout"; ``threshold`` is the phi level, or the silence in seconds for "timeout";
+    heartbeats every ``interval_s``, suspicion re-checked every ``check_s``.
+    """
     kind: str = "phi"  # "phi" | "timeout"
     threshold: float = 8.0  # phi level, or seconds without a heartbeat for "timeout"
     interval_s: float = 0.1  # heartbeat period

@@ -33,6 +33,10 @@ ACQUIRE, WRITE = "lock.acquire", "store.write"
 
 
 class LockService:
+    """A lock service node granting one lease at a time for ``ttl_s`` seconds (on its own clock),
+    each grant with a fencing token one higher than the last (Kleppmann, "How to do distributed
+    locking", 2016). Records ``grants`` ``(true time, client, token, true expiry)``.
+    """
     def __init__(self, sim: Simulation, name: str = "lock", *, ttl_s: float = 1.0) -> None:
         if not (math.isfinite(ttl_s) and ttl_s > 0):
             raise ValueError(f"ttl_s must be a finite number of seconds > 0, got {ttl_s!r}")
@@ -58,6 +62,10 @@ class LockService:
 
 
 class Storage:
+    """A storage node that applies client writes; with ``fencing`` it refuses a write whose token
+    is lower than the highest seen (Kleppmann 2016). Records ``applied`` and ``refused`` ``(true
+    time, client, token)``.
+    """
     def __init__(self, sim: Simulation, name: str = "storage", *, fencing: bool = True) -> None:
         self.sim, self.name, self.fencing = sim, name, bool(fencing)
         self.node = sim.nodes.get(name) or sim.node(name)

@@ -43,6 +43,11 @@ ALIVE, SUSPECT, FAILED = "alive", "suspect", "failed"
 
 @dataclass(frozen=True)
 class SwimConfig:
+    """SWIM's settings (Das, Gupta, Motivala, DSN 2002): protocol period ``period_s`` (T') and
+    direct-probe timeout ``ping_timeout_s`` in seconds, ``k`` indirect probes, suspicion timeout
+    in periods (§4.2), ``piggyback`` updates per message, each sent
+    ``retransmit_mult x log2(n + 1)`` times (§4.1).
+    """
     period_s: float = 1.0  # protocol period T'
     ping_timeout_s: float = 0.2  # direct-probe timeout (must leave room for the indirect round)
     k: int = 3  # indirect probes per period (0: direct only)
@@ -206,6 +211,7 @@ class SwimGroup:
             m.node.after(self.config.period_s * m.u(), m.tick)
 
     def view(self, observer: str, member: str) -> str:
+        """``observer``'s current view of ``member``: "alive", "suspect" or "failed"."""
         return self.members[observer].view[member][0]
 
     def first(self, member: str, status: str, after: float = 0.0, observer: str | None = None) -> float:

@@ -21,10 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.resilience.limits import TokenBucket, TokenBucketConfig
 from simulator import NO_REPLY, Message, Simulation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class ApiGateway:
         self.node.on("request", self._handle)
 
     def match(self, path: str) -> Route | None:
+        """The route for ``path``: the one with the longest matching prefix (Envoy's route table),
+        or None.
+        """
         for r in self.routes:
             if path.startswith(r.prefix):
                 return r
@@ -153,7 +159,7 @@ class ApiGateway:
                            lambda o, v, s=s: joined(s, o, v))
         return NO_REPLY
 
-    def requests(self):
+    def requests(self) -> pd.DataFrame:
         """One row per request the gateway received: start, end, api_key, route, outcome, partial."""
         import pandas as pd
 

@@ -28,11 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.resilience.retry import RetryPolicy
 from models.services.balancers import make_balancer
 from simulator import Node, Simulation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIVE_XX = frozenset({"error", "rejected", "timeout", "unreachable", "crashed"})
 
@@ -77,12 +80,18 @@ class OutlierDetector:
         self.skipped = 0  # outliers not ejected because of max_ejection_percent
 
     def is_ejected(self, host: str) -> bool:
+        """Whether ``host`` is ejected from the load-balancing set now."""
         return host in self.ejected_until
 
     def healthy(self) -> list[str]:
+        """The hosts not ejected, in configuration order."""
         return [h for h in self.hosts if h not in self.ejected_until]
 
     def record(self, host: str, outcome: str, now: float) -> None:
+        """Count one response ``outcome`` from ``host`` at ``now`` (seconds): a success resets its
+        streak; the ``consecutive_5xx``-th failure in a row ejects it inline, unless
+        ``max_ejection_percent`` forbids (Envoy's outlier detection).
+        """
         if host not in self.consecutive:
             return
         if outcome not in FIVE_XX:
@@ -106,6 +115,9 @@ class OutlierDetector:
         self.events.append((now, host, "eject", k))
 
     def tick(self, now: float) -> None:
+        """The interval sweep at ``now`` (seconds): return every host whose ejection time has
+        passed to the load-balancing set, its streak reset (Envoy's ``interval``).
+        """
         for host in [h for h, until in self.ejected_until.items() if now >= until - 1e-9]:
             del self.ejected_until[host]
             self.consecutive[host] = 0
@@ -119,7 +131,9 @@ class OutlierDetector:
 
         sim.at(self.config.interval_s, sweep)
 
-    def events_frame(self):
+    def events_frame(self) -> pd.DataFrame:
+        """``events`` as a DataFrame: time (s), host, event ("eject" | "uneject"), ejection number.
+        """
         import pandas as pd
 
         return pd.DataFrame(self.events, columns=["time", "host", "event", "ejection"])
@@ -157,6 +171,10 @@ class OutlierCaller:
 
     def call(self, node: Node, dst: str, op: str, payload: Any, callback: Callable[[str, Any], None], *,
              rid: int | None = None, deadline: float | None = None) -> None:
+        """Send ``op`` to a healthy host (``dst`` is ignored) and call ``callback(outcome, value)``
+        once, after at most ``retry``'s attempts, each bounded by ``timeout_s`` and the absolute
+        ``deadline`` (simulated seconds); every attempt's outcome feeds the detector.
+        """
         self._attempt(node, op, payload, callback, rid, deadline, 1, 0.0, set())
 
     def _attempt(self, node, op, payload, callback, rid, deadline, attempt, prev_sleep, tried) -> None:

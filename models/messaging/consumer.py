@@ -24,6 +24,7 @@ start polling again. A pause freezes them: the visibility timeout keeps running 
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,7 @@ class Inbox:
         self._at: dict = {}
         self.hits = 0
 
-    def first_time(self, msg_id) -> bool:
+    def first_time(self, msg_id: Hashable) -> bool:
         """Atomically: True (and remember it) unless ``msg_id`` was processed within the TTL."""
         now = self.sim.now
         t = self._at.get(msg_id)

@@ -58,6 +58,11 @@ ILLEGAL_GENERATION, UNKNOWN_MEMBER = "illegal_generation", "unknown_member"
 
 @dataclass(frozen=True)
 class GroupConfig:
+    """Consumer-group settings, times in seconds, defaults from Kafka's consumer configs:
+    ``session.timeout.ms`` 45 s, ``heartbeat.interval.ms`` 3 s, ``max.poll.records`` 500,
+    ``partition.assignment.strategy`` "range" | "roundrobin"; ``commit`` is "before"
+    (at-most-once), "after" (at-least-once) or "transactional" (effectively-once).
+    """
     session_timeout_s: float = 45.0
     heartbeat_interval_s: float = 3.0
     assignor: str = "range"  # "range" | "roundrobin"

@@ -57,6 +57,10 @@ def _pos(name: str, v: Any, *, integer: bool = False, lo: float = 0.0) -> None:
 
 @dataclass(frozen=True)
 class TopicConfig:
+    """A topic's settings, Kafka's names: ``partitions``, ``replication_factor``,
+    ``min.insync.replicas`` (default 1, acks=all is refused below it) and
+    ``unclean.leader.election.enable``.
+    """
     partitions: int = 12
     replication_factor: int = 3
     min_insync_replicas: int = 1  # Kafka's default
@@ -184,6 +188,7 @@ class LogCluster:
 
     # -- metadata (what a client's metadata request returns) ----------------------------------
     def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has."""
         return self.topics[topic].partitions
 
     def partition_for(self, topic: str, key: Any) -> int:
@@ -191,13 +196,22 @@ class LogCluster:
         return name_key(repr(key)) % self.topics[topic].partitions
 
     def leader(self, topic: str, partition: int) -> str | None:
+        """The broker that leads ``partition`` of ``topic`` according to the controller, or None
+        while no live replica can lead.
+        """
         return self.meta[(topic, partition)].leader
 
     def high_watermark(self, topic: str, partition: int) -> int:
+        """The leader's high watermark for ``partition`` of ``topic``: the offset below which
+        records are committed and readable (0 while it has no leader).
+        """
         m = self.meta[(topic, partition)]
         return self.replicas[m.leader][(topic, partition)].hw if m.leader else 0
 
     def log_of(self, broker: str, topic: str, partition: int) -> list[tuple]:
+        """``broker``'s replica of ``partition`` of ``topic`` as it stands: entries
+        ``(epoch, msg_id, key, pid, seq, sent_at)``, the live durable list (do not mutate).
+        """
         return self.replicas[broker][(topic, partition)].log
 
     # -- leader side --------------------------------------------------------------------------

@@ -11,12 +11,16 @@ its deduplication window (SQS uses the ``MessageDeduplicationId`` the same way).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from models.resilience.retry import RetryPolicy
 from simulator import Exponential, Simulation
 from simulator.history.delivery import DeliveryLog
 
 from .queue import SEND
+
+if TYPE_CHECKING:
+    from .log import LogCluster
 
 
 class QueueProducer:
@@ -107,7 +111,7 @@ class LogProducer:
     every ``tick_s``, all sent at the tick), which costs one event per tick instead of one per
     message (for throughput benchmarks)."""
 
-    def __init__(self, sim: Simulation, name: str, cluster, topic: str, *, rate: float, log: DeliveryLog,
+    def __init__(self, sim: Simulation, name: str, cluster: LogCluster, topic: str, *, rate: float, log: DeliveryLog,
                  keys: int = 100, acks: str = "all", idempotent: bool = False, linger_s: float = 0.005,
                  batch_size: int = 100, request_timeout_s: float = 1.0, retry_backoff_s: float = 0.1,
                  delivery_timeout_s: float = 120.0, limit: int | None = None, start_at: float = 0.0,
@@ -136,13 +140,13 @@ class LogProducer:
             request_timeout_s, retry_backoff_s, delivery_timeout_s
         self.limit = math.inf if limit is None else limit
         self.stop_at = stop_at
-        n = cluster.partitions(topic)
+        n_parts = cluster.partitions(topic)
         self._part_of = [cluster.partition_for(topic, k) for k in range(keys)]
-        self._buf: list[list] = [[] for _ in range(n)]
-        self._queue: list[list] = [[] for _ in range(n)]  # closed batches waiting for the one in flight
-        self._busy = [False] * n
-        self._linger = [False] * n
-        self._seq = [0] * n
+        self._buf: list[list] = [[] for _ in range(n_parts)]
+        self._queue: list[list] = [[] for _ in range(n_parts)]  # closed batches waiting for the one in flight
+        self._busy = [False] * n_parts
+        self._linger = [False] * n_parts
+        self._seq = [0] * n_parts
         self.sent = self.acked = self.failed = self.retries = 0
         self._key = sim.uniforms(f"producer.{name}.keys")
         if tick_s is None:

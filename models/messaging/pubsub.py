@@ -27,6 +27,8 @@ from simulator import Distribution, Exponential, RpcError
 from .queue import DELETE, RECEIVE, SEND, QueueBroker, receive_once
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from simulator import Message, Simulation
 
 PUBLISH = "sns.publish"
@@ -182,7 +184,8 @@ class Requester:
         node.call(self.broker, RECEIVE, (self.reply_queue, 10, self.wait_s, None), self.wait_s + self.rpc_timeout_s,
                   got)
 
-    def frame(self):
+    def frame(self) -> pd.DataFrame:
+        """One row per request: corr, start, end and latency (s; NaN while in flight), outcome."""
         import pandas as pd
 
         rows = self.outcomes + [(c, s, math.nan, "in_flight") for c, s in self._open.items()]

@@ -38,14 +38,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from simulator import NO_REPLY, Distribution, RpcError
 
 if TYPE_CHECKING:
-    from simulator import Message, Simulation
+    import pandas as pd
+
+    from simulator import Message, Node, Simulation
 
 SEND, RECEIVE, DELETE, CHANGE_VISIBILITY = "sqs.send", "sqs.receive", "sqs.delete", "sqs.change_visibility"
 
@@ -175,7 +177,8 @@ class QueueBroker:
                                                 self.node.reply(msg, True)))
         return NO_REPLY
 
-    def store_copies(self, msg: Message, queues, msg_id, group, body):
+    def store_copies(self, msg: Message, queues: Iterable[str], msg_id: Hashable, group: str | None,
+                     body: Any) -> Any:
         """Store one copy of a message in each of ``queues`` in a single step (a topic's fan-out,
         see :mod:`models.messaging.pubsub`) and answer ``msg`` once all are stored."""
         qs = [self._queue(qn) for qn in queues]
@@ -383,17 +386,19 @@ class QueueBroker:
 
         self.sim.at(0.0, tick)
 
-    def metrics(self):
+    def metrics(self) -> pd.DataFrame:
         """The samples as a DataFrame (time, queue, visible, in_flight, oldest_age_s)."""
         import pandas as pd
 
         return pd.DataFrame(self.samples, columns=["time", "queue", "visible", "in_flight", "oldest_age_s"])
 
     def counters(self, queue: str) -> dict[str, int]:
+        """A copy of ``queue``'s event counters (sent, received, deleted, deduplicated, ...)."""
         return dict(self.queues[queue].counters)
 
 
-def receive_once(node, broker: str, queue: str, handle, again, *, max_messages: int = 1, wait_s: float = 20.0,
+def receive_once(node: Node, broker: str, queue: str, handle: Callable[[list[Any]], None],
+                 again: Callable[[], None], *, max_messages: int = 1, wait_s: float = 20.0,
                  visibility_s: float | None = None, rpc_timeout_s: float = 1.0, backoff_s: float = 0.1,
                  empty_delay_s: float | None = None) -> None:
     """One long-poll receive on ``queue`` — the step of every consumer loop: a non-empty batch

@@ -16,6 +16,9 @@ from .producer import LogProducer
 
 @dataclass
 class LogWorld:
+    """A built log world: the cluster, its producer, coordinator and consumers, the optional offset
+    sink (effectively-once) and the delivery log they all record into.
+    """
     sim: Simulation
     cluster: LogCluster
     producer: LogProducer

@@ -61,10 +61,15 @@ class CausalStore(KVStoreBase):
         return (None, ZERO) if st is None else (st[1], st[0])
 
     def satisfied(self, node: Node, context: dict) -> bool:
+        """Whether ``node`` holds, for every key of ``context``, a version at least the context's:
+        COPS's dependency check before a value may be read or a write applied (Lloyd et al.,
+        SOSP 2011).
+        """
         kv = node.durable["kv"]
         return all(k in kv and kv[k][0] >= v for k, v in context.items())
 
     def converged(self) -> bool:
+        """Whether every replica holds the same versions and none has a write still held back."""
         states = [{k: s[0] for k, s in nd.durable["kv"].items()} for nd in self.nodes]
         return all(s == states[0] for s in states) and not any(nd.durable["pending"] for nd in self.nodes)
 
@@ -165,6 +170,10 @@ class CausalClient:
                 self.context[k] = v
 
     def read(self, key: Any, done: Callable[[str, Any], None]) -> None:
+        """Read ``key`` at the picked replica within the client's context, absorb the value's
+        dependencies, then ``done(outcome, value)`` once (``info`` on timeout, after
+        ``timeout_s`` seconds).
+        """
         def ok(v: Any) -> None:
             value, version, deps = v
             if version != ZERO:
@@ -173,6 +182,9 @@ class CausalClient:
         self._go("causal.read", (key, dict(self.context)), ok, done, self.node.sim.now + self.timeout_s, False)
 
     def write(self, key: Any, value: Any, done: Callable[[str, Any], None]) -> None:
+        """Write ``key = value`` with the current context as its dependencies, then
+        ``done(outcome, True)`` once; the new version joins the context.
+        """
         ctx = dict(self.context)
 
         def ok(version: Version) -> None:

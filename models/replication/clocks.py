@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Mapping
 
 BEFORE, AFTER, EQUAL, CONCURRENT = "before", "after", "equal", "concurrent"
 
@@ -60,18 +60,26 @@ class VectorClock:
     def __getitem__(self, k: str) -> int:
         return self._d.get(k, 0)
 
-    def items(self):
+    def items(self) -> ItemsView[str, int]:
+        """The ``(node, counter)`` entries (nodes absent from the clock count 0)."""
         return self._d.items()
 
     def as_dict(self) -> dict[str, int]:
+        """The entries as a new plain dict, node -> counter."""
         return dict(self._d)
 
     def increment(self, k: str) -> VectorClock:
+        """A new clock with ``k``'s entry one higher (a local event at ``k``; Fidge 1988, Mattern
+        1989).
+        """
         d = dict(self._d)
         d[k] = d.get(k, 0) + 1
         return VectorClock(d)
 
     def merge(self, other: VectorClock) -> VectorClock:
+        """A new clock with the entry-wise maximum of both (the receive rule, without the
+        increment).
+        """
         d = dict(self._d)
         for k, v in other._d.items():
             if v > d.get(k, 0):
@@ -79,6 +87,9 @@ class VectorClock:
         return VectorClock(d)
 
     def compare(self, other: VectorClock) -> str:
+        """How this clock relates to ``other``: ``EQUAL``, ``BEFORE`` (happened before), ``AFTER``
+        or ``CONCURRENT``.
+        """
         le = all(v <= other._d.get(k, 0) for k, v in self._d.items())
         ge = all(v <= self._d.get(k, 0) for k, v in other._d.items())
         if le and ge:
@@ -150,4 +161,5 @@ class HybridLogicalClock:
 
     @property
     def timestamp(self) -> tuple[float, int]:
+        """The current HLC timestamp ``(l, c)`` without advancing it (Kulkarni et al. 2014)."""
         return (self.l, self.c)

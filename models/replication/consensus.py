@@ -51,11 +51,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator import NO_REPLY, Distribution, Message, Node, RpcError, Simulation, Uniform
 
 from .kv import CAS, CAS_MISMATCH, NOT_LEADER, READ, WRITE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 VOTE_REQ, VOTE_RESP, APPEND, APPEND_RESP = "raft.vote", "raft.vote_resp", "raft.append", "raft.append_resp"
 PRE_VOTE_REQ, PRE_VOTE_RESP = "raft.prevote", "raft.prevote_resp"
@@ -63,6 +66,11 @@ PRE_VOTE_REQ, PRE_VOTE_RESP = "raft.prevote", "raft.prevote_resp"
 
 @dataclass(frozen=True)
 class RaftConfig:
+    """Raft's settings (Ongaro & Ousterhout 2014), times in seconds: the election timeout range
+    (uniform), heartbeat period, linearizable read mode ("read_index" or "log", §8), entries per
+    AppendEntries, fsync time, and the thesis's pre-vote (§9.6) and check-quorum (§6.2)
+    extensions.
+    """
     election_timeout: tuple[float, float] = (0.15, 0.3)
     heartbeat_s: float = 0.05
     read_mode: str = "read_index"  # "read_index" | "log"
@@ -94,6 +102,9 @@ class RaftConfig:
 
 
 class RaftNode:
+    """One Raft server on ``node``: persistent term, vote and log in ``node.durable`` (Figure 2),
+    the rest volatile and rebuilt after a crash.
+    """
     def __init__(self, cluster: RaftCluster, node: Node) -> None:
         self.cluster, self.node, self.sim = cluster, node, cluster.sim
         self.name = node.name
@@ -147,13 +158,17 @@ class RaftNode:
 
     @property
     def term(self) -> int:
+        """The durable ``current_term``."""
         return self.node.durable["term"]
 
     @property
     def log(self) -> list:
+        """The durable log, entries ``(term, command)``; index 0 is a sentinel."""
         return self.node.durable["log"]
 
     def last(self) -> tuple[int, int]:
+        """The index and term of the last log entry (for RequestVote's up-to-date check, §5.4.1).
+        """
         log = self.log
         return len(log) - 1, log[-1][0]
 
@@ -490,7 +505,7 @@ class RaftCluster:
     """``n`` Raft replicas (nodes ``{name}{i}``) serving the key-value store contract."""
 
     def __init__(self, sim: Simulation, n: int = 5, *, config: RaftConfig | None = None, name: str = "raft",
-                 names: Sequence[str] | None = None, **kwargs) -> None:
+                 names: Sequence[str] | None = None, **kwargs: Any) -> None:
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
         if names is not None and len(names) != n:
@@ -557,6 +572,7 @@ class RaftCluster:
 
     # -- the store contract -----------------------------------------------------------------------
     def route(self, client_name: str) -> list[str]:
+        """The replicas in the order a client should try them: the current leader first, if any."""
         lead = self.leader()
         return ([lead] if lead else []) + [x for x in self.names if x != lead]
 
@@ -602,7 +618,8 @@ class RaftCluster:
         if old != entry:
             self.violations.append(f"{node} applied {entry} at index {i}, another node applied {old}")
 
-    def elections_frame(self):
+    def elections_frame(self) -> pd.DataFrame:
+        """``elections`` as a DataFrame: time (s), term, leader."""
         import pandas as pd
 
         return pd.DataFrame(self.elections, columns=["time", "term", "leader"])

@@ -42,6 +42,9 @@ class GCounter:
         self.counts = dict(counts or {})
 
     def increment(self, replica: str, amount: int = 1) -> None:
+        """Add ``amount`` (>= 0) to ``replica``'s entry: the grow-only counter's only update
+        (Shapiro et al. 2011).
+        """
         if amount < 0:
             raise ValueError(f"a G-counter only grows: amount must be >= 0, got {amount}")
         if amount == 0:
@@ -50,9 +53,11 @@ class GCounter:
 
     @property
     def value(self) -> int:
+        """The count: the sum of every replica's entry."""
         return sum(self.counts.values())
 
     def merge(self, other: GCounter) -> GCounter:
+        """The join: a new counter with each replica's maximum entry."""
         out = dict(self.counts)
         for k, v in other.counts.items():
             if v > out.get(k, 0):
@@ -60,6 +65,7 @@ class GCounter:
         return GCounter(out)
 
     def copy(self) -> GCounter:
+        """An independent copy."""
         return GCounter(self.counts)
 
     def __eq__(self, other: object) -> bool:
@@ -79,6 +85,9 @@ class PNCounter:
         self.n = n or GCounter()
 
     def increment(self, replica: str, amount: int = 1) -> None:
+        """Add ``amount`` (any sign) at ``replica``: positive to the P counter, negative to the N
+        counter.
+        """
         if amount > 0:
             self.p.increment(replica, amount)
         elif amount < 0:
@@ -86,12 +95,15 @@ class PNCounter:
 
     @property
     def value(self) -> int:
+        """The count: P's value minus N's."""
         return self.p.value - self.n.value
 
     def merge(self, other: PNCounter) -> PNCounter:
+        """The join: P and N merged separately."""
         return PNCounter(self.p.merge(other.p), self.n.merge(other.n))
 
     def copy(self) -> PNCounter:
+        """An independent copy."""
         return PNCounter(self.p.copy(), self.n.copy())
 
     def __eq__(self, other: object) -> bool:
@@ -112,6 +124,9 @@ class ORSet:
         self.removed = set(removed or ())
 
     def add(self, element: Hashable, tag: Hashable) -> None:
+        """Add ``element`` with a unique ``tag`` (the observed-remove set's add; Shapiro et al.
+        2011).
+        """
         self.adds.setdefault(element, set()).add(tag)
 
     def remove(self, element: Hashable) -> None:
@@ -123,15 +138,18 @@ class ORSet:
 
     @property
     def value(self) -> frozenset:
+        """The elements with at least one add tag not removed."""
         return frozenset(e for e, tags in self.adds.items() if tags - self.removed)
 
     def merge(self, other: ORSet) -> ORSet:
+        """The join: the union of both replicas' add tags and of their removed tags."""
         adds = {e: set(t) for e, t in self.adds.items()}
         for e, t in other.adds.items():
             adds.setdefault(e, set()).update(t)
         return ORSet(adds, self.removed | other.removed)
 
     def copy(self) -> ORSet:
+        """An independent copy."""
         return ORSet(self.adds, self.removed)
 
     def __eq__(self, other: object) -> bool:
@@ -153,15 +171,20 @@ class LWWRegister:
         self.stamp = stamp
 
     def set(self, value: Any, timestamp: float, replica: str) -> None:
+        """Write ``value`` stamped ``(timestamp, replica)``; it takes effect only if that stamp is
+        the largest seen.
+        """
         stamp = (timestamp, replica)
         if stamp > self.stamp:
             self.value, self.stamp = value, stamp
 
     def merge(self, other: LWWRegister) -> LWWRegister:
+        """The join: the register with the larger ``(timestamp, replica)`` stamp."""
         w = other if other.stamp > self.stamp else self
         return LWWRegister(w.value, w.stamp)
 
     def copy(self) -> LWWRegister:
+        """A copy of the register's stamp and value (the value object itself is shared)."""
         return LWWRegister(self.value, self.stamp)
 
     def __eq__(self, other: object) -> bool:
@@ -268,10 +291,12 @@ class CRDTStore:
 
     # -- inspection ---------------------------------------------------------------------------
     def value_of(self, node: Node) -> Any:
+        """The CRDT value at replica ``node`` (a set as a tuple sorted by repr, for comparison)."""
         v = node.durable["crdt"].value
         return tuple(sorted(v, key=repr)) if isinstance(v, frozenset) else v
 
     def values(self) -> list[Any]:
+        """Every replica's value, in replica order."""
         return [self.value_of(n) for n in self.nodes]
 
     def converged(self) -> bool:

@@ -49,6 +49,11 @@ BUCKETS = 16
 
 @dataclass(frozen=True)
 class LeaderlessConfig:
+    """Dynamo's knobs (DeCandia et al., SOSP 2007): ``n`` owners per key, ``r``/``w`` replies a
+    read or write waits for, conflict ``resolution``, ring ``cluster_size``, "all" or "random"
+    replica ``selection``, and switches for read repair, hinted handoff, sloppy quorums and
+    anti-entropy (intervals and timeouts in seconds).
+    """
     n: int = 3
     r: int = 1
     w: int = 1
@@ -159,6 +164,9 @@ class EventualStore(KVStoreBase):
         return st
 
     def final_values(self, key: Any) -> tuple:
+        """The values a read would return once every replica's state for ``key`` is merged (the
+        converged answer: one value for LWW, every concurrent sibling for version vectors).
+        """
         return self.res.values(self.merged_state(key))
 
     def converged(self) -> bool:

@@ -59,6 +59,10 @@ def raft_nemesis(seed: int, variant: str = "shipped") -> FaultSchedule:
 
 def raft_run(seed: int, schedule: FaultSchedule | None, variant: str = "shipped",
              properties: Iterable[str] | None = None) -> dict[str, bool]:
+    """One hunt run: a 5-node Raft cluster under the KV workload and ``schedule`` (the seed's
+    random nemesis if None), ``variant`` "shipped" or "figure8"; returns whether each of
+    ``properties`` (default all) held.
+    """
     from models.replication.consensus import RaftCluster, RaftConfig
     from models.replication.kv import KVWorkload
     from simulator import LogNormal, Simulation

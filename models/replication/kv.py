@@ -90,7 +90,9 @@ class KVStore(Protocol):
     nodes: list[Node]
     name: str
 
-    def route(self, client_name: str) -> list[str]: ...
+    def route(self, client_name: str) -> list[str]:
+        """The replica names a client called ``client_name`` tries, in order."""
+        ...
 
 
 class KVStoreBase:
@@ -103,9 +105,13 @@ class KVStoreBase:
 
     @property
     def replica_names(self) -> list[str]:
+        """The replica node names, in creation order."""
         return [n.name for n in self.nodes]
 
     def route(self, client_name: str) -> list[str]:
+        """The client's home replica (a stable hash of its name, never Python's ``hash``), then the
+        others in ring order.
+        """
         names = self.replica_names
         h = name_key(client_name) % len(names)
         return names[h:] + names[:h]
@@ -132,6 +138,8 @@ class KeyChooser:
     n: int
 
     def sampler(self, sim: Simulation, stream: str) -> Callable[[], int]:  # pragma: no cover
+        """A function drawing one key per call from the named random stream ``stream`` of ``sim``.
+        """
         raise NotImplementedError
 
 
@@ -146,6 +154,7 @@ class Uniform(KeyChooser):
             raise ValueError(f"keys n must be an integer >= 1, got {self.n!r}")
 
     def sampler(self, sim: Simulation, stream: str) -> Callable[[], int]:
+        """A uniform key sampler over ``0 .. n-1`` on the named stream ``stream``."""
         u, n = sim.uniforms(stream), self.n
         return lambda: int(u() * n)
 
@@ -164,10 +173,15 @@ class Zipf(KeyChooser):
             raise ValueError(f"Zipf exponent s must be a finite number >= 0, got {self.s!r}")
 
     def probabilities(self) -> np.ndarray:
+        """P(key = k) for k = 0 .. n-1, proportional to ``1 / (k + 1) ** s`` (a finite Zipf law).
+        """
         w = 1.0 / np.arange(1, self.n + 1, dtype=float) ** self.s
         return w / w.sum()
 
     def sampler(self, sim: Simulation, stream: str) -> Callable[[], int]:
+        """A Zipf key sampler on the named stream ``stream``: one uniform draw inverted through the
+        CDF.
+        """
         cdf = np.cumsum(self.probabilities())
         cdf[-1] = 1.0
         u = sim.uniforms(stream)

@@ -39,6 +39,10 @@ from .kv import CAS_MISMATCH, INDETERMINATE, NOT_LEADER, KVStoreBase
 
 @dataclass(frozen=True)
 class PrimaryBackupConfig:
+    """Primary-backup settings (Budhiraja et al. 1993), times in seconds: ``n`` replicas, ``mode``
+    "sync" or "async", heartbeat period, failover timeout (silence before a backup takes over),
+    replication RPC timeout and the async mode's replication lag.
+    """
     n: int = 3
     mode: str = "sync"
     heartbeat_interval_s: float = 0.05
@@ -89,6 +93,7 @@ class PrimaryBackup(KVStoreBase):
         return [nd.name for nd in self.nodes if nd.up and nd.durable["primary"] == nd.name]
 
     def route(self, client_name: str) -> list[str]:
+        """The current primary first, then the backups (a backup answers ``not_leader``)."""
         p = self.primary()
         return [p] + [nd.name for nd in self.nodes if nd.name != p]
 

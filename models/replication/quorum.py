@@ -21,6 +21,7 @@ Eq. 1). :func:`miss_probability` computes it; the tests check the store against 
 from __future__ import annotations
 
 from math import comb
+from typing import Any
 
 from simulator import Distribution, Simulation
 
@@ -44,6 +45,6 @@ class QuorumStore(EventualStore):
 
     def __init__(self, sim: Simulation, n: int = 3, r: int = 2, w: int = 2, *, resolution: str = "lww",
                  selection: str = "all", write_delay: float | Distribution = 0.0,
-                 replica_timeout_s: float = 0.1, read_repair: bool = False, prefix: str = "q", **kw) -> None:
+                 replica_timeout_s: float = 0.1, read_repair: bool = False, prefix: str = "q", **kw: Any) -> None:
         super().__init__(sim, n, r=r, w=w, resolution=resolution, selection=selection, write_delay=write_delay,
                          replica_timeout_s=replica_timeout_s, read_repair=read_repair, prefix=prefix, **kw)

@@ -74,6 +74,9 @@ class SessionClient:
         return f
 
     def read(self, key: Any, done: Callable[[str, Any], None]) -> None:
+        """Read ``key`` at a replica that satisfies the enabled guarantees (Terry et al., PDIS
+        1994), then ``done(outcome, value)`` once; the version read joins the read set.
+        """
         def served(state: Any) -> None:
             stamp = None if state is None else state[0]
             self.read_set[key] = _newer(self.read_set.get(key), stamp)
@@ -81,6 +84,9 @@ class SessionClient:
         self._at_replica(key, False, served, done, self.node.sim.now + self.timeout_s)
 
     def write(self, key: Any, value: Any, done: Callable[[str, Any], None]) -> None:
+        """Write ``key = value`` at the picked replica, or at one satisfying the enabled write
+        guarantees, then ``done(outcome, value)`` once.
+        """
         deadline = self.node.sim.now + self.timeout_s
         if self._floor(key, True) is None:
             self._write_at(self.pick(), key, value, done, deadline)

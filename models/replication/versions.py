@@ -43,12 +43,17 @@ class LWW:
         self.clocks = clocks
 
     def stamp(self, node: str) -> tuple:
+        """A new write's stamp at ``node``: ``(its clock's physical time, node)``."""
         return (self.clocks[node](), node)
 
     def write(self, node: str, local: State | None, value: Any) -> State:
+        """The state of a write of ``value`` at ``node``: ``(stamp, value)``; the local state is
+        overwritten.
+        """
         return (self.stamp(node), value)
 
     def merge(self, a: State | None, b: State | None) -> State | None:
+        """The join of two states: the one with the larger stamp (None is the bottom)."""
         if a is None:
             return b
         if b is None:
@@ -59,6 +64,7 @@ class LWW:
         """Called when ``node`` receives ``state`` from elsewhere (HLC advances here)."""
 
     def read(self, state: State | None) -> Any:
+        """The value a read returns from ``state`` (None if there is none)."""
         return None if state is None else state[1]
 
     def supersedes(self, a: State, b: State) -> bool:
@@ -66,6 +72,7 @@ class LWW:
         return a[0] > b[0]
 
     def values(self, state: State | None) -> tuple:
+        """Every value ``state`` holds: at most one."""
         return () if state is None else (state[1],)
 
 
@@ -80,9 +87,12 @@ class HLCStamps(LWW):
         self.hlc = {n: HybridLogicalClock(f) for n, f in clocks.items()}
 
     def stamp(self, node: str) -> tuple:
+        """A new write's stamp at ``node``: ``(its HLC tick (l, c), node)`` (Kulkarni et al. 2014).
+        """
         return (self.hlc[node].tick(), node)
 
     def observe(self, node: str, state: State | None) -> None:
+        """Let ``node``'s HLC receive a version's stamp, so its next write is stamped above it."""
         if state is not None:
             self.hlc[node].receive(state[0][0])
 
@@ -98,6 +108,9 @@ class VersionVectors:
         self.counter: dict[str, int] = {}
 
     def write(self, node: str, local: State | None, value: Any) -> State:
+        """The state after a write of ``value`` at ``node``: one sibling whose version vector
+        descends every local sibling (the coordinator's context; Dynamo §4.4).
+        """
         ctx = VectorClock()
         for vv, _ in local or ():
             ctx = ctx.merge(vv)
@@ -106,6 +119,7 @@ class VersionVectors:
         return ((VectorClock({**ctx.as_dict(), node: mine}), value),)
 
     def merge(self, a: State | None, b: State | None) -> State | None:
+        """The join: the siblings of both states that no other sibling descends."""
         if a is None:
             return b
         if b is None:
@@ -119,9 +133,11 @@ class VersionVectors:
         return tuple(keep)
 
     def observe(self, node: str, state: State | None) -> None:
+        """Nothing to do: version vectors need no clock to be told of versions seen."""
         pass
 
     def read(self, state: State | None) -> tuple:
+        """Every concurrent sibling's value (a read returns them all, sorted)."""
         return self.values(state)
 
     def supersedes(self, a: State, b: State) -> bool:
@@ -130,6 +146,7 @@ class VersionVectors:
         return va != vb and va.descends(vb)
 
     def values(self, state: State | None) -> tuple:
+        """The siblings' values, numbers first in order, then the rest by repr."""
         return tuple(sorted((v for _, v in state or ()), key=_order))
 
 

@@ -23,6 +23,10 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FAILURES = frozenset({"error", "timeout", "unreachable", "crashed", "rejected"})
 STATES = ("closed", "open", "half_open", "disabled", "forced_open")
@@ -171,6 +175,11 @@ class CircuitBreaker:
 
     # -- calls ---------------------------------------------------------------------------------
     def try_acquire(self, now: float) -> bool:
+        """Whether a call may go through at ``now`` (seconds): always when closed or disabled; in
+        open only once ``wait_duration_in_open_s`` has passed (it moves to half_open); in
+        half_open while trial permits remain (resilience4j's ``tryAcquirePermission``). A
+        refusal counts in ``not_permitted``.
+        """
         s = self.state
         if s in ("closed", "disabled"):
             return True
@@ -193,6 +202,10 @@ class CircuitBreaker:
         return False
 
     def on_result(self, now: float, outcome: str, duration_s: float) -> None:
+        """Record a permitted call's ``outcome`` and ``duration_s`` (seconds) at ``now``: in closed
+        it enters the sliding window and may open the breaker; in half_open the trials' rates,
+        once all are in, close or re-open it (resilience4j's ``onSuccess``/``onError``).
+        """
         c = self.config
         failed = outcome in c.record_as_failure
         slow = duration_s >= c.slow_call_duration_s
@@ -219,10 +232,14 @@ class CircuitBreaker:
                 or 100.0 * slow / n >= c.slow_call_rate_threshold)
 
     def failure_rate(self, now: float) -> float:
+        """The failure rate of the closed-state window at ``now``, in percent (NaN while it is
+        empty).
+        """
         n, f, _ = self._window.totals(now)
         return 100.0 * f / n if n else math.nan
 
-    def transitions_frame(self):
+    def transitions_frame(self) -> pd.DataFrame:
+        """``transitions`` as a DataFrame: time (s), from_state, to_state, breaker (this name)."""
         import pandas as pd
 
         return pd.DataFrame(self.transitions, columns=["time", "from_state", "to_state"]).assign(breaker=self.name)

@@ -30,6 +30,9 @@ def _positive(name: str, v, *, integer: bool = False, allow_zero: bool = False) 
 
 @dataclass(frozen=True)
 class RetryBudgetConfig:
+    """gRPC retry throttling's two settings (gRFC A6): ``max_tokens`` (the budget, and its start)
+    and ``token_ratio`` (tokens a success gives back).
+    """
     max_tokens: float = 10.0
     token_ratio: float = 0.1
 
@@ -39,18 +42,26 @@ class RetryBudgetConfig:
 
 
 class RetryBudget:
+    """gRPC's retry throttling (gRFC A6): a token count starting full; retries are allowed only
+    while ``tokens > max_tokens / 2``. ``denied`` counts refused retries.
+    """
     def __init__(self, config: RetryBudgetConfig) -> None:
         self.config = config
         self.tokens = float(config.max_tokens)
         self.denied = 0
 
     def on_success(self) -> None:
+        """A successful attempt: add ``token_ratio`` tokens, capped at ``max_tokens``."""
         self.tokens = min(self.config.max_tokens, self.tokens + self.config.token_ratio)
 
     def on_failure(self) -> None:
+        """A failed attempt: take one token (never below 0)."""
         self.tokens = max(0.0, self.tokens - 1.0)
 
     def allow_retry(self) -> bool:
+        """Whether a retry may be sent now (``tokens > max_tokens / 2``); a refusal counts in
+        ``denied``.
+        """
         ok = self.tokens > self.config.max_tokens / 2
         if not ok:
             self.denied += 1
@@ -59,6 +70,10 @@ class RetryBudget:
 
 @dataclass(frozen=True)
 class BulkheadConfig:
+    """resilience4j SemaphoreBulkhead's settings and defaults: ``maxConcurrentCalls`` 25,
+    ``maxWaitDuration`` 0 s; ``per_dependency``: one bulkhead per destination (isolation) or one
+    shared.
+    """
     max_concurrent: int = 25  # resilience4j default maxConcurrentCalls
     max_wait_s: float = 0.0  # resilience4j default maxWaitDuration
     per_dependency: bool = True  # one semaphore per destination (isolation) or one shared
@@ -79,6 +94,9 @@ class Bulkhead:
         self.rejected = 0
 
     def acquire(self, granted: Callable[[], None], rejected: Callable[[], None]) -> None:
+        """Ask for a permit: ``granted()`` at once if one is free, else wait (FIFO) up to
+        ``max_wait_s`` seconds for one, else ``rejected()`` (counted in ``rejected``).
+        """
         if self.in_use < self.config.max_concurrent:
             self.in_use += 1
             granted()
@@ -99,6 +117,7 @@ class Bulkhead:
         self._schedule(self.config.max_wait_s, give_up)
 
     def release(self) -> None:
+        """Give a permit back: it passes straight to the oldest live waiter, if any."""
         while self._waiting:
             entry = self._waiting.popleft()
             if entry[1]:
@@ -110,6 +129,9 @@ class Bulkhead:
 
 @dataclass(frozen=True)
 class TokenBucketConfig:
+    """A token bucket: refilled at ``rate`` tokens per second up to ``burst`` tokens (>= 1),
+    starting full.
+    """
     rate: float  # tokens per second
     burst: float  # bucket size
 
@@ -121,6 +143,9 @@ class TokenBucketConfig:
 
 
 class TokenBucket:
+    """A token bucket on explicit time: ``take(now)`` refills for the seconds since the last call,
+    then takes a token or refuses (counted in ``refused``).
+    """
     def __init__(self, config: TokenBucketConfig, now: float = 0.0) -> None:
         self.config = config
         self.tokens = float(config.burst)
@@ -128,6 +153,9 @@ class TokenBucket:
         self.refused = 0
 
     def take(self, now: float, n: float = 1.0) -> bool:
+        """Take ``n`` tokens at ``now`` (seconds) after refilling: True if there were enough, else
+        False and nothing taken.
+        """
         c = self.config
         self.tokens = min(c.burst, self.tokens + (now - self._t) * c.rate)
         self._t = now
@@ -140,6 +168,9 @@ class TokenBucket:
 
 @dataclass(frozen=True)
 class LoadShedderConfig:
+    """When to shed: ``max_queue`` requests already waiting, or the oldest waiting longer than
+    ``max_wait_s`` seconds (CoDel's signal: queueing delay); at least one of the two.
+    """
     max_queue: int | None = None  # shed when this many requests already wait
     max_wait_s: float | None = None  # shed when the oldest waiting request waited this long
 
@@ -160,6 +191,10 @@ class LoadShedder:
         self.shed = 0
 
     def admit(self, now: float, queue_length: int, oldest_wait_s: float) -> bool:
+        """Whether a request arriving at ``now`` is admitted, given ``queue_length`` requests
+        waiting and the oldest having waited ``oldest_wait_s`` seconds; a refusal counts in
+        ``shed``.
+        """
         c = self.config
         if (c.max_queue is not None and queue_length >= c.max_queue) or (
                 c.max_wait_s is not None and oldest_wait_s > c.max_wait_s):

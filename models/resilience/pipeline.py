@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator import Node, Simulation
 
@@ -30,14 +30,25 @@ from .breaker import CircuitBreaker, CircuitBreakerConfig
 from .limits import Bulkhead, BulkheadConfig, RetryBudget, RetryBudgetConfig, TokenBucket, TokenBucketConfig
 from .retry import RetryPolicy
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 Callback = Callable[[str, Any], None]
 COLUMNS = ("retries", "short_circuited", "bulkhead_rejected", "rate_limited", "budget_denied", "hedged",
            "fallback")
 
 
 class Caller(Protocol):
+    """Anything that makes an RPC from ``node`` to ``dst`` and reports its outcome once: a bare
+    ``node.call``, a ``Pipeline`` of resilience patterns, a sidecar.
+    """
     def call(self, node: Node, dst: str, op: str, payload: Any, callback: Callback, *,
-             rid: int | None = None, deadline: float | None = None) -> None: ...
+             rid: int | None = None, deadline: float | None = None) -> None:
+        """Call ``op`` with ``payload`` on ``dst`` and call ``callback(outcome, value)`` exactly
+        once; ``rid`` names the request's metric row, ``deadline`` (absolute simulated seconds)
+        bounds every attempt.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,11 @@ class BareCaller:
     def __init__(self, timeout_s: float = math.inf) -> None:
         self.timeout_s = timeout_s
 
-    def call(self, node, dst, op, payload, callback, *, rid=None, deadline=None) -> None:
+    def call(self, node: Node, dst: str, op: str, payload: Any, callback: Callback, *,
+             rid: int | None = None, deadline: float | None = None) -> None:
+        """``node.call`` bounded by ``timeout_s`` and the ``deadline`` (absolute seconds); an
+        expired deadline answers ``timeout`` without sending. ``rid`` is not used.
+        """
         t = self.timeout_s
         if deadline is not None:
             t = min(t, deadline - node.env.now)
@@ -124,6 +139,9 @@ class Pipeline:
 
     # -- per-dependency state --------------------------------------------------------------------
     def breaker(self, dst: str) -> CircuitBreaker | None:
+        """The circuit breaker guarding calls to ``dst`` (made on first use), or None without a
+        breaker config.
+        """
         if self.breaker_cfg is None:
             return None
         b = self.breakers.get(dst)
@@ -141,7 +159,9 @@ class Pipeline:
             obj = store[key] = make()
         return obj
 
-    def breaker_transitions(self):
+    def breaker_transitions(self) -> pd.DataFrame:
+        """Every breaker's transitions in one DataFrame: time (s), from_state, to_state, breaker.
+        """
         import pandas as pd
 
         frames = [b.transitions_frame() for b in self.breakers.values()]
@@ -151,6 +171,11 @@ class Pipeline:
     # -- the call ----------------------------------------------------------------------------------
     def call(self, node: Node, dst: str, op: str, payload: Any, callback: Callback, *,
              rid: int | None = None, deadline: float | None = None) -> None:
+        """Call ``op`` on ``dst`` through the patterns, outermost first: fallback, retry (+
+        budget), breaker, rate limiter, bulkhead, hedge, timeout; ``callback(outcome, value)``
+        gets the final verdict once. A total timeout becomes a ``deadline`` (absolute seconds),
+        propagated in a dict payload.
+        """
         now = self.sim.now
         if self.timeout.total_s != math.inf:
             d = now + self.timeout.total_s

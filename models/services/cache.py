@@ -37,10 +37,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.resilience.pipeline import BareCaller, Caller
 from simulator import NO_REPLY, Exponential, Message, Node, Simulation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Callback = Callable[[str, Any], None]
 NOT_FOUND = "not found"
@@ -134,6 +137,11 @@ class CachingCaller:
     # -- the Caller protocol ---------------------------------------------------------------------
     def call(self, node: Node, dst: str, op: str, payload: Any, callback: Callback, *,
              rid: int | None = None, deadline: float | None = None) -> None:
+        """Answer ``op`` on ``dst`` from the cache or the origin and call
+        ``callback(outcome, value)`` once: fresh hit, stale-while-revalidate and stale-if-error
+        (RFC 5861), coalesced or plain miss, XFetch early refresh (VLDB 2015); ``deadline``
+        (absolute seconds) bounds the origin call.
+        """
         now = self.sim.now
         cfg = self.cfg
         key = cache_key(op, payload)
@@ -236,7 +244,7 @@ class CachingCaller:
             self._serve(cb, rid, "error", None, outcome, value)
 
     # -- views -----------------------------------------------------------------------------------
-    def origin_calls_frame(self):
+    def origin_calls_frame(self) -> pd.DataFrame:
         """One row per origin call: start, end, latency, key, outcome, background (a refresh no one waited on)."""
         import pandas as pd
 
@@ -247,10 +255,11 @@ class CachingCaller:
 
     @property
     def origin_calls(self) -> int:
+        """How many origin calls were made so far, background refreshes included."""
         return len(self._o_start)
 
 
-def refill_bursts(calls):
+def refill_bursts(calls: pd.DataFrame) -> pd.DataFrame:
     """Group a call log (:meth:`CachingCaller.origin_calls_frame`) into refill bursts, one row per burst.
 
     A key's burst starts with a miss that calls the origin and lasts until the first call of the burst
@@ -280,7 +289,7 @@ def refill_bursts(calls):
     return pd.DataFrame(rows, columns=["key", "start", "window", "calls"])
 
 
-def origin_concurrency(calls, t0: float = -math.inf, t1: float = math.inf) -> int:
+def origin_concurrency(calls: pd.DataFrame, t0: float = -math.inf, t1: float = math.inf) -> int:
     """Peak number of origin calls outstanding at once, over calls starting in [t0, t1)
     (calls still in flight count until the end)."""
     c = calls[(calls["start"] >= t0) & (calls["start"] < t1)]

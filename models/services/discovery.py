@@ -20,6 +20,10 @@ from simulator import Node, Simulation
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
+    """Registry timings, in seconds: an instance is listed while its last ready health check is
+    younger than ``ttl_s``; checks every ``check_interval_s``, each waiting ``check_timeout_s``
+    (as Consul's TTL and HTTP checks).
+    """
     ttl_s: float = 10.0
     check_interval_s: float = 2.0
     check_timeout_s: float = 0.5
@@ -32,6 +36,9 @@ class DiscoveryConfig:
 
 
 class Registry:
+    """A service registry node: it health-checks every registered instance (``__health__``) and
+    answers ``__lookup__`` with the instances listed now.
+    """
     def __init__(self, sim: Simulation, name: str = "registry", config: DiscoveryConfig | None = None) -> None:
         self.sim, self.config = sim, config or DiscoveryConfig()
         self.node = sim.nodes.get(name) or sim.node(name)
@@ -47,6 +54,9 @@ class Registry:
         self.last_ok[node.name] = self.sim.now  # registration counts as a first heartbeat
 
     def listed(self, service: str) -> list[str]:
+        """``service``'s instances whose last successful ready check is at most ``ttl_s`` seconds
+        old.
+        """
         now, ttl = self.sim.now, self.config.ttl_s
         return [i for i in self.services.get(service, []) if now - self.last_ok.get(i, -math.inf) <= ttl]
 

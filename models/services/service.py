@@ -17,12 +17,20 @@ from __future__ import annotations
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from models.resilience.pipeline import BareCaller, Caller
 from simulator import NO_REPLY, Distribution, Message, Node, Simulation
 from simulator.distributions import as_distribution
 
 from .balancers import make_balancer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from models.resilience.limits import LoadShedder
+
+    from .balancers import Balancer
 
 _DIRECTORY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -65,7 +73,7 @@ class Service:
 
     def __init__(self, sim: Simulation, name: str, *, endpoints: dict[str, Endpoint],
                  instances: int = 1, pools: dict[str, int] | None = None, queue_limit: int | None = None,
-                 balancer: str = "round_robin", caller: Caller | None = None, shedder=None,
+                 balancer: str = "round_robin", caller: Caller | None = None, shedder: LoadShedder | None = None,
                  slow_factor: float = 1.0) -> None:
         if not (isinstance(instances, int) and instances >= 1):
             raise ValueError(f"instances must be an integer >= 1, got {instances!r}")
@@ -91,7 +99,7 @@ class Service:
         self.nodes: list[Node] = [sim.node(f"{name}-{i}") for i in range(instances)]
         self._pools: dict[str, dict[str, _Pool]] = {}
         self._work = {op: sim.sampler(ep.work, f"service.{name}.{op}.work") for op, ep in endpoints.items()}
-        self._balancers: dict[tuple[str, str], object] = {}
+        self._balancers: dict[tuple[str, str], Balancer] = {}
         self._u = sim.uniforms(f"service.{name}.balance")
         for node in self.nodes:
             self._pools[node.name] = {p: _Pool(w, queue_limit) for p, w in pools.items()}
@@ -103,16 +111,20 @@ class Service:
 
     @property
     def instances(self) -> list[str]:
+        """The names of this service's instance nodes, ``{name}-{i}``."""
         return [n.name for n in self.nodes]
 
     @staticmethod
     def lookup(sim: Simulation, name: str) -> Service:
+        """The service called ``name`` in ``sim``; ValueError listing the known ones if there is
+        none.
+        """
         svc = _DIRECTORY.get(sim, {}).get(name)
         if svc is None:
             raise ValueError(f"unknown service {name!r}; known: {sorted(_DIRECTORY.get(sim, {}))}")
         return svc
 
-    def balancer(self, caller_node: str, dep: str):
+    def balancer(self, caller_node: str, dep: str) -> Balancer:
         """The caller instance's balancer over ``dep``'s instances (client-side LB)."""
         key = (caller_node, dep)
         b = self._balancers.get(key)
@@ -121,7 +133,9 @@ class Service:
                                                      self._u)
         return b
 
-    def pool_stats(self):
+    def pool_stats(self) -> pd.DataFrame:
+        """One row per instance and worker pool: served, rejected, busy workers, queued requests.
+        """
         import pandas as pd
 
         rows = [{"instance": n, "pool": p, "served": x.served, "rejected": x.rejected, "busy": x.busy,

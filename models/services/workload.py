@@ -55,6 +55,7 @@ class Steps(RateFn):
 
     @property
     def max_rate(self) -> float:
+        """The highest level's rate, requests per second (the bound thinning needs)."""
         return max(r for _, r in self.levels)
 
     def __call__(self, t: float) -> float:
@@ -82,6 +83,7 @@ class Spike(RateFn):
 
     @property
     def max_rate(self) -> float:
+        """The larger of base and peak, requests per second."""
         return max(self.base, self.peak)
 
     def __call__(self, t: float) -> float:
@@ -106,6 +108,7 @@ class Diurnal(RateFn):
 
     @property
     def max_rate(self) -> float:
+        """``mean + amplitude``, requests per second: the sine's crest."""
         return self.mean + self.amplitude
 
     def __call__(self, t: float) -> float:

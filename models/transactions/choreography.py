@@ -45,7 +45,11 @@ from .saga import PLACE, SagaRecord
 from .shop import BusinessError, Order, Shop
 
 if TYPE_CHECKING:
-    from simulator import Simulation
+    from collections.abc import Callable
+
+    from simulator import Node, Simulation
+
+    from .shop import ShopConfig
 
 # event -> the services whose queues receive it
 SUBSCRIBERS = {"OrderCreated": ("inventory",), "InventoryReserved": ("payment",), "InventoryFailed": ("orders",),
@@ -65,6 +69,7 @@ SERVICES = ("orders", "inventory", "payment", "shipping")
 
 
 def queue_of(service: str) -> str:
+    """The name of ``service``'s inbound queue on the broker: ``{service}.in``."""
     return f"{service}.in"
 
 
@@ -159,7 +164,7 @@ class Choreography:
             self.subscribers.append(_Subscriber(self, s, p.node, p.store))
 
     # -- publishing ------------------------------------------------------------------------------------
-    def publish(self, node, events: list[str], order: Order, then) -> None:
+    def publish(self, node: Node, events: list[str], order: Order, then: Callable[[], None]) -> None:
         """Send each event to its subscribers' queues (retrying until acknowledged); then ``then()``."""
         sends = [(e, s) for e in events for s in SUBSCRIBERS.get(e, ())]
         for e in events:
@@ -213,6 +218,9 @@ class Choreography:
 
     # -- observing --------------------------------------------------------------------------------------
     def order_status(self, order_id: Any) -> str | None:
+        """The order service's status of ``order_id``: "PENDING", "APPROVED" or "REJECTED", or None
+        if it has no record.
+        """
         return self.store.get(("order", order_id))
 
     def places_to_look(self, order_id: Any) -> int:
@@ -238,15 +246,17 @@ class ChoreoWorld:
     participants2pc: tuple = ()
 
     def order_status(self, order_id: int) -> str | None:
+        """The order service's status of ``order_id``, or None if unknown."""
         return self.service.order_status(order_id)
 
     @property
     def services(self) -> tuple[str, ...]:
+        """The participant services' node names (payment, inventory, shipping)."""
         return tuple(self.shop.participants)
 
 
-def build_choreography_world(sim: Simulation, *, shop=None, rate: float = 20.0, stop_at: float = math.inf,
-                             client_timeout_s: float = 1.0, visibility_s: float = 2.0,
+def build_choreography_world(sim: Simulation, *, shop: ShopConfig | None = None, rate: float = 20.0,
+                             stop_at: float = math.inf, client_timeout_s: float = 1.0, visibility_s: float = 2.0,
                              limit: int | None = None) -> ChoreoWorld:
     """Shop, broker, choreography and an order client: the same nodes and streams as ``build_world``."""
     from .shop import ShopConfig

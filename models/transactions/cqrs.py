@@ -34,12 +34,16 @@ from .eventsourcing import Event, EventStore
 
 if TYPE_CHECKING:
     from simulator import Simulation
+    from simulator.history import History
 
 PLACE, GET = "cqrs.place", "rm.get"
 QUEUE = "order-events"
 
 
 def fold_orders(state: dict, e: Event) -> dict:
+    """The read model's fold (Fowler's event sourcing): one more order and its amount added to the
+    customer's ``orders``/``total``.
+    """
     return {"orders": state["orders"] + 1, "total": state["total"] + e.data}
 
 
@@ -63,6 +67,9 @@ class CommandService:
     # -- relay: publish the global log at least once, in order, pipelined ---------------------------
     @property
     def cursor(self) -> int:
+        """The relay's durable cursor: how many events of the global log have been published (at
+        least once, in order).
+        """
         return self.node.durable.get("relay.cursor", 0)
 
     def _pump(self) -> None:
@@ -103,6 +110,7 @@ class Projection:
     applied: list[float] = field(default_factory=list)
 
     def lags(self) -> np.ndarray:
+        """Read lag per applied event, in seconds: applied time minus appended time."""
         return np.asarray(self.applied) - np.asarray(self.appended)
 
 
@@ -160,6 +168,9 @@ class Projector:
 
 
 def build_cqrs(sim: Simulation, *, mu: float, store_s: float = 0.0) -> tuple[QueueBroker, CommandService, Projector]:
+    """A CQRS world: a durable broker (``store_s`` seconds per stored message), the command service
+    and a projector serving ``mu`` events per second.
+    """
     broker = QueueBroker(sim, "broker", queues={QUEUE: QueueConfig(visibility_timeout_s=30.0)}, durable=True,
                          store_s=store_s)
     return broker, CommandService(sim), Projector(sim, mu=mu)
@@ -183,7 +194,7 @@ class Customers:
     the shape :func:`simulator.history.session.session_guarantees` checks."""
 
     def __init__(self, sim: Simulation, *, n: int, rate: float, stop_at: float, think_s: float = 0.0,
-                 amount: float = 10.0, history=None) -> None:
+                 amount: float = 10.0, history: History | None = None) -> None:
         self.sim, self.n, self.stop_at, self.think_s, self.amount = sim, n, stop_at, think_s, amount
         self.history = history
         self.placed = self.reads = self.stale_reads = 0

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from simulator import NO_REPLY, Message
 
 if TYPE_CHECKING:
-    from simulator import Simulation
+    from simulator import Node, Simulation
 
 COMMAND = "account.command"
 DEPOSIT, WITHDRAW = "deposit", "withdraw"
@@ -49,6 +49,9 @@ class ConcurrencyError(Exception):
 
 @dataclass(frozen=True)
 class Event:
+    """One stored event: its aggregate's stream, 1-based ``version`` in it, ``kind``, ``data`` and
+    the true time ``at`` (seconds) it was appended (Fowler, "Event Sourcing", 2005).
+    """
     aggregate: Hashable
     version: int  # 1-based position in its stream
     kind: str
@@ -59,7 +62,7 @@ class Event:
 class EventStore:
     """Streams, snapshots and the global log of one node, in its durable storage."""
 
-    def __init__(self, node, *, fold: Callable[[Any, Event], Any], initial: Callable[[], Any],
+    def __init__(self, node: Node, *, fold: Callable[[Any, Event], Any], initial: Callable[[], Any],
                  snapshot_every: int | None = None, name: str = "es") -> None:
         if snapshot_every is not None and not (isinstance(snapshot_every, int) and snapshot_every >= 1):
             raise ValueError(f"snapshot_every must be an integer >= 1 or None, got {snapshot_every!r}")
@@ -71,6 +74,7 @@ class EventStore:
         self.on_append: list[Callable[[Event], None]] = []
 
     def version(self, aggregate: Hashable) -> int:
+        """The stream's current version: how many events ``aggregate`` has (0 for a new one)."""
         return len(self.streams.get(aggregate, ()))
 
     def append(self, aggregate: Hashable, expected_version: int, events: list[tuple[str, Any]]) -> list[Event]:
@@ -109,6 +113,8 @@ class EventStore:
 
 # -- a bank account, event sourced -------------------------------------------------------------------
 def fold_account(balance: float, e: Event) -> float:
+    """An account's fold: ``Deposited`` adds ``data`` to the balance, any other event subtracts it.
+    """
     return balance + e.data if e.kind == "Deposited" else balance - e.data
 
 
@@ -124,6 +130,7 @@ class Recovery:
 
     @property
     def duration_s(self) -> float:
+        """How long the replay took, seconds from recovery to ready."""
         return self.ready_at - self.recovered_at
 
 
@@ -149,6 +156,9 @@ class AccountService:
 
     @property
     def cache(self) -> dict:
+        """The in-memory (volatile) state cache, account -> (balance, version); lost on a crash and
+        rebuilt by replay.
+        """
         return self.node.state.setdefault("cache", {})
 
     def _state(self, acct: Hashable) -> tuple[float, int]:

@@ -79,13 +79,20 @@ class LocalStore:
 
     # -- reads outside transactions (an observer's snapshot; no locks) ----------------------------
     def get(self, key: Hashable, default: Any = None) -> Any:
+        """The committed value of ``key`` (``default`` if absent), read outside any transaction,
+        taking no lock.
+        """
         return self.data.get(key, default)
 
     def items(self) -> Iterable[tuple[Hashable, Any]]:
+        """The committed ``(key, value)`` pairs, as a live view."""
         return self.data.items()
 
     # -- transactions -------------------------------------------------------------------------
     def begin(self, owner: Hashable) -> LocalTxn:
+        """Start a transaction for ``owner``; it locks each key it touches (no-wait: a conflict
+        raises ``LockConflict``).
+        """
         return LocalTxn(self, owner)
 
     def run(self, owner: Hashable, fn: Callable[[LocalTxn], Any]) -> Any:
@@ -141,6 +148,9 @@ class LocalStore:
         return True
 
     def abort_prepared(self, owner: Hashable) -> bool:
+        """Drop ``owner``'s prepared transaction (2PC's abort) and release its locks; False if none
+        is prepared.
+        """
         rec = self.prepared.pop(owner, None)
         if rec is None:
             return False
@@ -168,6 +178,7 @@ class LocalTxn:
             self.keys.append(key)
 
     def read(self, key: Hashable, default: Any = None) -> Any:
+        """``key``'s value as this transaction sees it (its own writes first), locking the key."""
         self._touch(key)
         v = self.writes.get(key, _ABSENT)
         if v is _ABSENT:
@@ -175,20 +186,26 @@ class LocalTxn:
         return v
 
     def write(self, key: Hashable, value: Any) -> None:
+        """Buffer ``key = value`` until commit, locking the key."""
         self._touch(key)
         self.writes[key] = value
 
     def delete(self, key: Hashable) -> None:
+        """Buffer the deletion of ``key`` until commit, locking the key."""
         self._touch(key)
         self.writes[key] = _ABSENT
 
     def commit(self) -> None:
+        """Apply every buffered write at once and release the locks (atomic, durable if the store
+        is).
+        """
         self.store._apply(self.writes)
         self.store._release(self.owner)
         self.store.commits += 1
         self.done = True
 
     def abort(self) -> None:
+        """Discard the buffered writes and release the locks; a no-op once finished."""
         if not self.done:
             self.store._release(self.owner)
             self.store.aborts += 1

@@ -168,6 +168,7 @@ class OrderService:
             self._publish(oid, lambda ok, oid=oid: sent(ok, oid))
 
     def exists(self, oid: Any) -> bool:
+        """Whether the order service's own store holds order ``oid``."""
         return self.store.get(("order", oid)) is not None
 
 
@@ -236,6 +237,9 @@ class OrderCreator:
 
 @dataclass
 class OutboxWorld:
+    """A built outbox world: the simulation, broker, order service, event consumer and order
+    client.
+    """
     sim: Simulation
     broker: QueueBroker
     service: OrderService

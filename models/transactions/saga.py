@@ -57,6 +57,7 @@ class SagaStep:
 
     @property
     def key(self) -> str:
+        """The step's key at its participant: ``name`` if given, else the service."""
         return self.name or self.service
 
     def __post_init__(self) -> None:
@@ -133,6 +134,9 @@ class SagaOrchestrator:
 
     @property
     def log(self) -> dict:
+        """The orchestrator's durable saga log, saga id -> record; it survives crashes and drives
+        recovery.
+        """
         return self.node.durable.setdefault("saga.log", {})
 
     # -- starting ---------------------------------------------------------------------------------
@@ -242,5 +246,6 @@ class SagaOrchestrator:
             fn(sid, status)
 
     def order_status(self, order_id: Any) -> str | None:
+        """The order service's status of ``order_id``, or None if unknown."""
         return self.store.get(("order", order_id))
 

@@ -45,6 +45,9 @@ class BusinessError(Exception):
 
 @dataclass(frozen=True)
 class Order:
+    """One order (Richardson's *Create Order* saga): ``qty`` units of ``item`` for ``customer``,
+    costing ``amount``.
+    """
     id: int
     customer: int
     item: int
@@ -92,6 +95,8 @@ class Resource:
         self.shop = shop
 
     def apply(self, txn: LocalTxn, order: Order) -> None:  # pragma: no cover
+        """The business step for ``order`` inside ``txn``; raises ``BusinessError`` to refuse it.
+        """
         raise NotImplementedError
 
     def undo(self, txn: LocalTxn, order: Order) -> bool:  # pragma: no cover
@@ -100,9 +105,13 @@ class Resource:
 
 
 class Payment(Resource):
+    """The payment service: charges the customer's account (refused on insufficient funds)."""
     name = "payment"
 
     def apply(self, txn: LocalTxn, o: Order) -> None:
+        """Move ``o.amount`` from the customer's account to the order's charge;
+        ``insufficient_funds`` if the balance is short.
+        """
         bal = txn.read(("acct", o.customer), 0.0)
         if bal < o.amount:
             raise BusinessError("insufficient_funds")
@@ -110,6 +119,7 @@ class Payment(Resource):
         txn.write(("charge", o.id), txn.read(("charge", o.id), 0.0) + o.amount)
 
     def undo(self, txn: LocalTxn, o: Order) -> bool:
+        """Refund the order's charge to the customer's account; True if there was one."""
         charged = txn.read(("charge", o.id), 0.0)
         if charged:
             txn.write(("acct", o.customer), txn.read(("acct", o.customer), 0.0) + charged)
@@ -118,9 +128,12 @@ class Payment(Resource):
 
 
 class Inventory(Resource):
+    """The inventory service: reserves stock for an order (refused when out of stock)."""
     name = "inventory"
 
     def apply(self, txn: LocalTxn, o: Order) -> None:
+        """Reserve ``o.qty`` units of the item for the order; ``out_of_stock`` if fewer are left.
+        """
         units = txn.read(("stock", o.item), 0)
         if units < o.qty:
             raise BusinessError("out_of_stock")
@@ -128,6 +141,7 @@ class Inventory(Resource):
         txn.write(("res", o.id), txn.read(("res", o.id), 0) + o.qty)
 
     def undo(self, txn: LocalTxn, o: Order) -> bool:
+        """Return the order's reserved units to stock; True if any were held."""
         held = txn.read(("res", o.id), 0)
         if held:
             txn.write(("stock", o.item), txn.read(("stock", o.item), 0) + held)
@@ -136,15 +150,22 @@ class Inventory(Resource):
 
 
 class Shipping(Resource):
+    """The shipping service: schedules a delivery, refused with probability ``ship_fail_p`` per
+    order.
+    """
     name = "shipping"
 
     def apply(self, txn: LocalTxn, o: Order) -> None:
         # One draw per order id so a retried step sees the same verdict (a business rule, not noise).
+        """Schedule the order's delivery; ``no_courier`` if the order's one refusal draw says so
+        (the same verdict on every retry).
+        """
         if self.shop.config.ship_fail_p and self.shop.refused(o.id):
             raise BusinessError("no_courier")
         txn.write(("ship", o.id), txn.read(("ship", o.id), 0) + 1)
 
     def undo(self, txn: LocalTxn, o: Order) -> bool:
+        """Cancel the order's delivery; True if one was scheduled."""
         shipped = txn.read(("ship", o.id), 0)
         if shipped:
             txn.delete(("ship", o.id))
@@ -163,7 +184,7 @@ class Participant:
         node.on(SAGA_DO, self._saga_do)
         node.on(SAGA_UNDO, self._saga_undo)
 
-    def later(self, msg: Message, fn) -> Any:
+    def later(self, msg: Message, fn: Callable[[], Any]) -> Any:
         """Answer ``msg`` with ``fn()`` after one service time (an RpcError answers ``error``)."""
         node = self.node
 
@@ -177,6 +198,9 @@ class Participant:
         return NO_REPLY
 
     def effect(self, order_id: int, delta: int) -> None:
+        """Record one applied business effect (``delta`` +1 apply, -1 undo) of ``order_id`` at this
+        service, for the invariant checker.
+        """
         self.shop.effects.append((self.shop.sim.now, order_id, self.resource.name, delta))
 
     # -- saga steps ------------------------------------------------------------------------------
@@ -271,6 +295,9 @@ class Shop:
         self.initial_money = float(c.balance) * c.customers
 
     def refused(self, order_id: int) -> bool:
+        """Whether shipping refuses ``order_id``: one draw per order from the refusal stream,
+        remembered.
+        """
         r = self._refused.get(order_id)
         if r is None:
             r = self._refused[order_id] = bool(self._refusal_u.random() < self.config.ship_fail_p)
@@ -281,7 +308,9 @@ class Shop:
             self.negative_stock.append((self.sim.now, key, value))
 
     def node_names(self) -> list[str]:
+        """The participant nodes' names."""
         return [p.node.name for p in self.participants.values()]
 
     def store(self, service: str) -> LocalStore:
+        """``service``'s local store."""
         return self.participants[service].store

@@ -87,10 +87,16 @@ class TwoPCParticipant:
 
     @property
     def decided(self) -> dict:
+        """The durable outcome tombstones, txid -> "commit" | "abort", that answer peers' status
+        queries.
+        """
         return self.node.durable.setdefault("2pc.decided", {})  # txid -> "commit" | "abort" (tombstones)
 
     @property
     def meta(self) -> dict:
+        """The durable prepare records, txid -> (coordinator, peers, order): who to ask while in
+        doubt.
+        """
         return self.node.durable.setdefault("2pc.meta", {})  # txid -> (coordinator, peers, order)
 
     def _on_prepare(self, msg: Message) -> Any:
@@ -171,11 +177,15 @@ class TwoPCParticipant:
                 self.node.after(self.config.inquiry_s, lambda t=txid: self._inquire(t))
 
     def in_doubt_now(self) -> int:
+        """How many transactions are prepared and undecided here now (holding their locks)."""
         return len(self.store.prepared)
 
 
 @dataclass
 class TxnRecord:
+    """The coordinator's measurements of one transaction: start, decision and acknowledgement times
+    (seconds, NaN until they happen) and outcome "commit" | "abort" | "open".
+    """
     order: Any
     started: float
     decided: float = math.nan
@@ -204,6 +214,9 @@ class Coordinator:
 
     @property
     def log(self) -> dict:
+        """The coordinator's durable commit records, txid -> participants; presumed abort: no
+        record means abort (Mohan, Lindsay & Obermarck 1986).
+        """
         return self.node.durable.setdefault("2pc.log", {})  # txid -> participants (commit records)
 
     def _on_place(self, msg: Message) -> Any:
@@ -278,10 +291,12 @@ class Coordinator:
                 self._send_commit(txid, p)
 
     def order_status(self, order_id: Any) -> str | None:
+        """The order service's status of ``order_id``, or None if unknown."""
         return self.store.get(("order", order_id))
 
 
 def attach_2pc(participants: list[Participant], config: TwoPCConfig) -> list[TwoPCParticipant]:
+    """Add the 2PC handlers to each shop participant, one ``TwoPCParticipant`` each."""
     return [TwoPCParticipant(p, config) for p in participants]
 
 

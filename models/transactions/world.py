@@ -58,6 +58,9 @@ class OrderClient:
 
 @dataclass
 class TxWorld:
+    """A built shop world run by ``protocol`` ("saga" or "2pc"): the shape
+    :func:`~models.transactions.invariants.check_invariants` reads.
+    """
     sim: Simulation
     protocol: str
     shop: Shop
@@ -66,10 +69,12 @@ class TxWorld:
     participants2pc: list[TwoPCParticipant]
 
     def order_status(self, order_id: int) -> str | None:
+        """The order service's status of ``order_id``, or None if unknown."""
         return self.service.order_status(order_id)
 
     @property
     def services(self) -> tuple[str, ...]:
+        """The participant services' node names (payment, inventory, shipping)."""
         return tuple(self.shop.participants)
 
 

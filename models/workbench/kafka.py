@@ -13,6 +13,9 @@ grow (``cas`` from the current value to a higher one). Keys in ``lin-kv``: ``log
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from simulator.workbench import Message, Node, RPCError
 
 KV = "lin-kv"
@@ -64,12 +67,18 @@ class Kafka(Node):
             return entry
 
     # -- the kafka RPCs -------------------------------------------------------------------------
-    def on_send(self, msg: Message):
+    def on_send(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's kafka ``send``: append ``msg`` to the key's log in lin-kv by ``cas``, the
+        offset being the log's length; answer ``send_ok`` with it.
+        """
         k = msg.body["key"]
         entry = yield from self._append(k, lambda log: [len(log), msg.body["msg"]])
         self.reply(msg, {"type": "send_ok", "offset": entry[0]})
 
-    def on_poll(self, msg: Message):
+    def on_poll(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's kafka ``poll``: for each key, its ``[offset, msg]`` pairs from the given
+        offset on, read from lin-kv.
+        """
         out = {}
         for k, start in sorted(msg.body["offsets"].items()):
             log = yield from self._read_log(k)
@@ -78,7 +87,10 @@ class Kafka(Node):
                 out[k] = pairs
         self.reply(msg, {"type": "poll_ok", "msgs": out})
 
-    def on_commit_offsets(self, msg: Message):
+    def on_commit_offsets(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's kafka ``commit_offsets``: raise each key's committed offset in lin-kv by
+        ``cas`` (it only grows); free when the cache says it is already as high.
+        """
         for k, off in sorted(msg.body["offsets"].items()):
             cur = self.committed.get(k)
             while cur is None or cur < off:
@@ -93,7 +105,10 @@ class Kafka(Node):
             self.committed[k] = max(cur, self.committed.get(k, cur))
         self.reply(msg, {"type": "commit_offsets_ok"})
 
-    def on_list_committed_offsets(self, msg: Message):
+    def on_list_committed_offsets(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's kafka ``list_committed_offsets``: each key's committed offset from lin-kv
+        (keys never committed are left out).
+        """
         out = {}
         for k in msg.body["keys"]:
             cur = yield from self._read(f"commit-{k}", None)
@@ -111,7 +126,10 @@ class KafkaPerNodeOffsets(Kafka):
         super().__init__()
         self.next: dict[str, int] = {}
 
-    def on_send(self, msg: Message):
+    def on_send(self, msg: Message) -> Generator[Any, Any, None]:
+        """The mistake: number the key's messages from this node's own counter, then append; two
+        nodes give out the same offset.
+        """
         k = msg.body["key"]
         off = self.next.get(k, 0)
         self.next[k] = off + 1

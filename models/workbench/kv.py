@@ -36,6 +36,9 @@ class LinKVProxy(Node):
     service = "lin-kv"
 
     def on_read(self, msg: Message) -> Generator:
+        """``read``, ``write`` and ``cas``: forward the request to the service and relay its
+        answer, errors and timeouts included.
+        """
         res = yield self.rpc(self.service, _strip(msg.body), timeout=RPC_TIMEOUT_S)
         self.reply(msg, _strip(res))
 
@@ -58,12 +61,16 @@ class LinKVFollowerRead(LinKVProxy):
         self.cache: dict = {}
 
     def on_read(self, msg: Message) -> None:
+        """The mistake: answer a read from the local cache (error 20 if the key is not in it)."""
         k = msg.body["key"]
         if k not in self.cache:
             raise RPCError(20, "key does not exist")
         self.reply(msg, {"type": "read_ok", "value": self.cache[k]})
 
     def on_write(self, msg: Message) -> Generator:
+        """``write`` and ``cas`` through lin-kv; on success, cache the new value and tell the peers
+        once.
+        """
         res = yield self.rpc(self.service, _strip(msg.body), timeout=RPC_TIMEOUT_S)
         b = msg.body
         self._saw(b["key"], b["value"] if b["type"] == "write" else b["to"])
@@ -78,6 +85,7 @@ class LinKVFollowerRead(LinKVProxy):
                 self.send(n, {"type": "replicate", "key": k, "value": v})
 
     def on_replicate(self, msg: Message) -> None:
+        """A peer's write, told once after the fact: cache it."""
         self.cache[msg.body["key"]] = msg.body["value"]
 
 
@@ -115,6 +123,9 @@ class TxnSerial(Node):
     append = False
 
     def on_txn(self, msg: Message) -> Generator | None:
+        """Maelstrom's ``txn``: run it on the owner's durable copy, or forward it to the owner (n1)
+        and relay the answer.
+        """
         owner = self.node_ids[0] if self.node_ids else self.node_id
         if self.node_id == owner:
             txn = apply_txn(self.durable.setdefault("db", {}), msg.body["txn"], self.append)
@@ -146,6 +157,9 @@ class TxnReadCommitted(Node):
     retry_s = 0.5
 
     def on_txn(self, msg: Message) -> None:
+        """Maelstrom's ``txn``: run it on this node's copy and answer at once, then send its final
+        writes to every other node, retried until acknowledged (Bailis et al., VLDB 2014).
+        """
         txn = apply_txn(self.durable.setdefault("db", {}), msg.body["txn"], False)
         self.reply(msg, {"type": "txn_ok", "txn": txn})
         final = {k: v for f, k, v in txn if f == "w"}  # later writes to a key replace earlier ones
@@ -163,6 +177,7 @@ class TxnReadCommitted(Node):
         self.rpc(dest, {"type": "replicate", "writes": writes}, timeout=self.retry_s, callback=done)
 
     def on_replicate(self, msg: Message) -> None:
+        """A peer's final writes: install them and acknowledge."""
         db = self.durable.setdefault("db", {})
         for k, v in msg.body["writes"]:
             db[k] = v
@@ -176,6 +191,9 @@ class TxnNoIsolation(Node):
     it (G1c: each reads the other's write), which even read committed forbids."""
 
     def on_txn(self, msg: Message) -> Generator:
+        """The mistake: one lin-kv call per micro-op, nothing around them (Maelstrom's
+        ``txn_rw_register_no_isolation.clj``).
+        """
         out = []
         for f, k, v in msg.body["txn"]:
             if f == "r":
@@ -199,6 +217,7 @@ class ListAppendLocalGossip(Node):
     elsewhere (G-single-realtime, G2) and a gossip lost in a partition loses the append for good."""
 
     def on_txn(self, msg: Message) -> None:
+        """The mistake: run the txn on this node's copy, answer, then gossip its appends once."""
         txn = apply_txn(self.durable.setdefault("db", {}), msg.body["txn"], True)
         self.reply(msg, {"type": "txn_ok", "txn": txn})
         appends = [[k, v] for f, k, v in txn if f == "append"]
@@ -208,6 +227,7 @@ class ListAppendLocalGossip(Node):
                     self.send(n, {"type": "gossip", "appends": appends})
 
     def on_gossip(self, msg: Message) -> None:
+        """A peer's appends: append each on arrival, in arrival order."""
         db = self.durable.setdefault("db", {})
         for k, v in msg.body["appends"]:
             db[k] = [*db.get(k, ()), v]

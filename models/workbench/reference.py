@@ -10,6 +10,9 @@ Gossip Glomers challenges are the same workloads).
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from simulator.workbench import Message, Node, RPCError
 
 from . import kv
@@ -21,6 +24,7 @@ class Echo(Node):
     """Challenge 1: answer ``echo`` with ``echo_ok`` and the same payload."""
 
     def on_echo(self, msg: Message) -> None:
+        """Maelstrom's ``echo``: answer ``echo_ok`` with the request's body."""
         self.reply(msg, {**msg.body, "type": "echo_ok"})
 
 
@@ -28,6 +32,8 @@ class EchoWrong(Echo):
     """Wrong: echoes a fixed string instead of the payload."""
 
     def on_echo(self, msg: Message) -> None:
+        """The mistake: answer ``echo_ok`` with a fixed "hello" instead of the request's ``echo``.
+        """
         self.reply(msg, {"type": "echo_ok", "echo": "hello"})
 
 
@@ -36,6 +42,9 @@ class UniqueIds(Node):
     node never repeats one). Totally available: no message between nodes."""
 
     def on_generate(self, msg: Message) -> None:
+        """Maelstrom's ``generate``: answer ``<node id>-<n>``, ``n`` from a durable per-node
+        counter.
+        """
         n = self.durable.get("next", 0)
         self.durable["next"] = n + 1
         self.reply(msg, {"type": "generate_ok", "id": f"{self.node_id}-{n}"})
@@ -48,6 +57,7 @@ class UniqueIdsCounter(Node):
         self.n = 0
 
     def on_generate(self, msg: Message) -> None:
+        """The mistake: answer the bare per-node counter, which other nodes repeat."""
         self.n += 1
         self.reply(msg, {"type": "generate_ok", "id": self.n})
 
@@ -59,6 +69,9 @@ class UniqueIdsVolatile(UniqueIds):
         self.n = 0
 
     def on_generate(self, msg: Message) -> None:
+        """The mistake: ``<node id>-<n>`` from a volatile counter, which restarts at 1 after a
+        kill.
+        """
         self.n += 1
         self.reply(msg, {"type": "generate_ok", "id": f"{self.node_id}-{self.n}"})
 
@@ -75,25 +88,35 @@ class Broadcast(Node):
 
     @property
     def seen(self) -> set:
+        """The messages this node has learnt, kept in ``durable`` (they survive a kill)."""
         return self.durable.setdefault("seen", set())
 
     def on_topology(self, msg: Message) -> None:
+        """Maelstrom's ``topology``: keep this node's neighbours (durably) and answer
+        ``topology_ok``.
+        """
         self.neighbours = list(msg.body["topology"].get(self.node_id, []))
         self.durable["neighbours"] = self.neighbours
         self.reply(msg, {"type": "topology_ok"})
 
     def on_init(self, msg: Message) -> None:
+        """After init (and after a restart): reload the neighbours from ``durable``."""
         self.neighbours = list(self.durable.get("neighbours", []))
 
     def on_broadcast(self, msg: Message) -> None:
+        """Maelstrom's ``broadcast``: acknowledge, then learn the message and gossip it to the
+        neighbours.
+        """
         self.reply(msg, {"type": "broadcast_ok"})
         self._learn(msg.body["message"], msg.src)
 
     def on_gossip(self, msg: Message) -> None:
+        """A neighbour's gossip: acknowledge (so its retries stop) and learn the message."""
         self.reply(msg, {"type": "gossip_ok"})
         self._learn(msg.body["message"], msg.src)
 
     def on_read(self, msg: Message) -> None:
+        """Maelstrom's ``read``: every message learnt, sorted."""
         self.reply(msg, {"type": "read_ok", "messages": sorted(self.seen)})
 
     def _learn(self, m: int, src: str) -> None:
@@ -120,6 +143,7 @@ class BroadcastNoRetry(Broadcast):
         self.send(dest, {"type": "gossip", "message": m})
 
     def on_gossip(self, msg: Message) -> None:
+        """A one-way gossip: learn the message, send no acknowledgement."""
         self._learn(msg.body["message"], msg.src)
 
 
@@ -132,6 +156,7 @@ class BroadcastVolatile(Broadcast):
 
     @property
     def seen(self) -> set:
+        """The mistake: the messages learnt, kept in volatile memory (lost on a kill)."""
         return self._seen
 
 
@@ -144,16 +169,20 @@ class GSet(Node):
 
     @property
     def items(self) -> set:
+        """The set's elements, kept in ``durable``."""
         return self.durable.setdefault("items", set())
 
     def on_add(self, msg: Message) -> None:
+        """Maelstrom's g-set ``add``: add the element locally and answer ``add_ok``."""
         self.items.add(msg.body["element"])
         self.reply(msg, {"type": "add_ok"})
 
     def on_read(self, msg: Message) -> None:
+        """Maelstrom's g-set ``read``: the elements this node knows, sorted."""
         self.reply(msg, {"type": "read_ok", "value": sorted(self.items)})
 
     def on_replicate(self, msg: Message) -> None:
+        """A peer's whole set: merge it by union (the join)."""
         self.items.update(msg.body["value"])
 
     def _gossip(self) -> None:
@@ -178,22 +207,29 @@ class PNCounter(Node):
 
     @property
     def p(self) -> dict:
+        """Per-node increment totals (the P half), kept in ``durable``."""
         return self.durable.setdefault("p", {})
 
     @property
     def n(self) -> dict:
+        """Per-node decrement totals (the N half), kept in ``durable``."""
         return self.durable.setdefault("n", {})
 
     def on_add(self, msg: Message) -> None:
+        """Maelstrom's pn-counter ``add``: add ``|delta|`` to this node's P (delta >= 0) or N
+        total.
+        """
         d = msg.body["delta"]
         side = self.p if d >= 0 else self.n
         side[self.node_id] = side.get(self.node_id, 0) + abs(d)
         self.reply(msg, {"type": "add_ok"})
 
     def on_read(self, msg: Message) -> None:
+        """Maelstrom's pn-counter ``read``: sum(P) - sum(N) as this node knows them."""
         self.reply(msg, {"type": "read_ok", "value": sum(self.p.values()) - sum(self.n.values())})
 
     def on_replicate(self, msg: Message) -> None:
+        """A peer's P and N: merge by per-node maximum (the join)."""
         for mine, theirs in ((self.p, msg.body["p"]), (self.n, msg.body["n"])):
             for k, v in theirs.items():
                 if v > mine.get(k, 0):
@@ -209,6 +245,7 @@ class PNCounterSum(PNCounter):
     """Wrong: gossips deltas and adds what it receives — every repeated gossip counts again."""
 
     def on_replicate(self, msg: Message) -> None:
+        """The mistake: add a peer's totals to ours, so every repeated gossip counts again."""
         for mine, theirs in ((self.p, msg.body["p"]), (self.n, msg.body["n"])):
             for k, v in theirs.items():
                 if k != self.node_id:
@@ -223,7 +260,10 @@ class GCounter(Node):
 
     key = "counter"
 
-    def on_add(self, msg: Message):
+    def on_add(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's g-counter ``add``: read, then ``cas`` on seq-kv from that value to value +
+        delta, retried on a lost race (errors 20, 22) until it wins; a timeout fails indefinite.
+        """
         delta = msg.body["delta"]
         while True:
             cur = yield from self._read()
@@ -236,7 +276,10 @@ class GCounter(Node):
                     raise
         self.reply(msg, {"type": "add_ok"})
 
-    def on_read(self, msg: Message):
+    def on_read(self, msg: Message) -> Generator[Any, Any, None]:
+        """Maelstrom's g-counter ``read``: write a fresh value to this node's own seq-kv key first,
+        so the read that follows is ordered after it, then read the counter.
+        """
         n = self.durable.get("sync", 0) + 1
         self.durable["sync"] = n
         yield self.rpc("seq-kv", {"type": "write", "key": f"sync-{self.node_id}", "value": n}, timeout=1.0)
@@ -257,7 +300,10 @@ class GCounterBlindWrite(GCounter):
     """Wrong: read-modify-write with a blind ``write`` instead of ``cas`` — two concurrent adds read the
     same value and one increment is lost."""
 
-    def on_add(self, msg: Message):
+    def on_add(self, msg: Message) -> Generator[Any, Any, None]:
+        """The mistake: read, then a blind ``write`` of value + delta; concurrent adds overwrite
+        each other.
+        """
         cur = yield from self._read()
         yield self.rpc("seq-kv", {"type": "write", "key": self.key, "value": cur + msg.body["delta"]}, timeout=1.0)
         self.reply(msg, {"type": "add_ok"})
@@ -266,7 +312,8 @@ class GCounterBlindWrite(GCounter):
 class GCounterStaleRead(GCounter):
     """Wrong: reads seq-kv directly — sequential consistency lets a read return a stale value forever."""
 
-    def on_read(self, msg: Message):
+    def on_read(self, msg: Message) -> Generator[Any, Any, None]:
+        """The mistake: read seq-kv directly, which may return a stale value forever."""
         value = yield from self._read()
         self.reply(msg, {"type": "read_ok", "value": value})
 
@@ -300,5 +347,8 @@ def reference(workload: str, variant: str = "reference") -> type[Node]:
 
 
 def variants(workload: str) -> list[str]:
+    """The names of ``workload``'s wrong variants (every node but "reference"); empty if it has
+    none.
+    """
     return [k for k in REFERENCE.get(workload, {}) if k != "reference"]
 

@@ -57,6 +57,9 @@ class LinKV(Node):
         self.state: dict = {}
 
     def on_read(self, msg: Message) -> None:
+        """``read``, ``write`` and ``cas``: apply the request atomically to the one state and
+        answer (Maelstrom's ``PersistentKV``).
+        """
         self._do(msg)
 
     on_write = on_cas = on_read
@@ -132,6 +135,7 @@ class LinTSO(Node):
         self.ts = 0
 
     def on_ts(self, msg: Message) -> None:
+        """``ts``: answer the next timestamp, 0, 1, 2, ..."""
         self.reply(msg, {"type": "ts_ok", "ts": self.ts})
         self.ts += 1
 
