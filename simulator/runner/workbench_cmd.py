@@ -540,7 +540,10 @@ def _op_plots(test: Any, figs: Path) -> None:
 # -- the parser -----------------------------------------------------------------------------------
 def add_parser(sub) -> None:
     p = sub.add_parser("test", help="test a protocol node as Maelstrom does (simulated time, deterministic)",
-                       epilog=EXIT, description=__doc__.split("\n\n")[0])
+                       epilog=EXIT, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Test a protocol node as 'maelstrom test' does: in simulated time,\n"
+                                   "deterministic, a failure shrunk to its few faults. For example:\n\n"
+                                   + "\n".join(ln for ln in __doc__.splitlines() if ln.startswith("    splitbrain")))
     p.add_argument("-w", "--workload", required=True, help="echo, unique-ids, broadcast, g-set, g-counter, "
                    "pn-counter, kafka, lin-kv, txn-rw-register, txn-list-append (those installed)")
     add_test_options(p)
