@@ -41,6 +41,8 @@
 #   traces, structured logs, SLOs and burn rates; explaining one slow request
 # - **[07 · architecture](07_architecture.ipynb)** —
 #   anti-patterns, caching, coordination, queue disciplines, rolling deploys
+# - **[08 · build it yourself](08_build_it_yourself.ipynb)** —
+#   labs: write your own Maelstrom nodes (echo to transactions), graded and shrunk by the workbench
 #
 # Go in order the first time: later notebooks use words (indeterminate outcome, quorum,
 # linearizable) that earlier ones define.

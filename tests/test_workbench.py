@@ -63,3 +63,11 @@ def test_wire_copy_refuses_what_json_refuses(bad):
 
     with pytest.raises(TypeError):
         wire_copy(bad)
+
+
+def test_an_echo_reply_without_its_payload_is_caught():
+    from models.workbench.labs import EchoStarter
+
+    o = TestOptions(workload="echo", node=EchoStarter, node_count=1, time_limit=3)
+    w = TestRun(o).run().results()["workload"]
+    assert w["valid"] is False and w["anomaly"] == "echo-mismatch" and "without an echo field" in w["witness"][0]

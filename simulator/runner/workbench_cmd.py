@@ -313,11 +313,9 @@ def run_test_cmd(args, argv: Sequence[str] | None = None) -> int:
         res["minimal"] = minimal
         again = build(replace(opts, faults=sh["schedule"])).run()
         fs = sh["schedule"].faults
-        lo = min((f.at for f in fs), default=0.0)
-        hi = max((_fault_end(f) for f in fs), default=opts.time_limit)
+        t0, t1 = minimal_window(sh["schedule"], opts.time_limit)
         _space_time(again, folder / "figures" / "space-time-minimal",
-                    "minimal failing schedule: " + "; ".join(fault_label(f) for f in fs), t0=max(0.0, lo - 0.5),
-                    t1=hi + 1.5)
+                    "minimal failing schedule: " + "; ".join(fault_label(f) for f in fs), t0=t0, t1=t1)
     write_folder(folder, test, res, opts, spec, argv, line)
     print(line)
     if minimal is not None:
@@ -513,17 +511,31 @@ def _save(fig: Any, base: Path) -> None:
     plt.close(fig)
 
 
+def space_time_figure(test: Any, title: str, t0: float | None = None, t1: float | None = None) -> Any:
+    """The space-time diagram of a test run with the message trace on (None if it ran without)."""
+    from simulator import plots
+
+    if test.sim.trace is None:
+        return None
+    nodes = [*test.nodes, *[n for n in test.hosts if n not in test.nodes]]
+    return plots.space_time(test.sim.trace.frame(), nodes=nodes, title=title, t0=t0, t1=t1)
+
+
+def minimal_window(schedule: Any, time_limit: float) -> tuple[float, float]:
+    """The time window a diagram of ``schedule``'s faults should show (0.5 s before to 1.5 s after)."""
+    fs = schedule.faults
+    lo = min((f.at for f in fs), default=0.0)
+    hi = max((_fault_end(f) for f in fs), default=time_limit)
+    return max(0.0, lo - 0.5), hi + 1.5
+
+
 def _space_time(test: Any, base: Path, title: str, t0: float | None = None, t1: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from simulator import plots
-
-    if test.sim.trace is None:
-        return
-    frame = test.sim.trace.frame()
-    nodes = [*test.nodes, *[n for n in test.hosts if n not in test.nodes]]
-    _save(plots.space_time(frame, nodes=nodes, title=title, t0=t0, t1=t1), base)
+    fig = space_time_figure(test, title, t0, t1)
+    if fig is not None:
+        _save(fig, base)
 
 
 def _op_plots(test: Any, figs: Path) -> None:

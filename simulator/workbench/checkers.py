@@ -55,12 +55,13 @@ def unique_ids(ops: list[Op]) -> dict:
             "witness": [f"id {d[1].result!r}: {d[0].describe()} and {d[1].describe()}" for d in dups[:3]]}
 
 
-def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True) -> dict:
+def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per_element: bool = False) -> dict:
     """Jepsen's ``checker/set-full`` (jepsen.checker): for each added element, its *known* time (its
     add completed ok, or a read first showed it), then the ok reads that began after that: the
     element is *stable* if it is in the last of them (stable latency: from known to the start of the
     final run of reads that all hold it), *lost* if it is absent from the last of them, *never-read*
     if no read began after it was known. ``stale`` counts elements some later read missed.
+    ``per_element``: also ``stable_by_element``, (known time s, stable latency s) per stable element.
 
     Stricter, as Maelstrom's broadcast and Gossip Glomers expect (doc/03-broadcast): with
     ``final_check``, every node's final read must hold every acknowledged element
@@ -78,6 +79,7 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True) -> 
             if e not in first_seen or t < first_seen[e]:
                 first_seen[e] = t
     lost, never, stale, latencies = [], [], [], []
+    stable_at: list[tuple[float, float]] = []  # (known time, stable latency) per stable element
     stable = 0
     for e, a in adds.items():
         known = min(a.complete_time if a.type == "ok" else math.inf, first_seen.get(e, math.inf))
@@ -97,6 +99,8 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True) -> 
         if any(not p for _, p in after[:i]):
             stale.append(e)
         latencies.append(max(0.0, after[i][0].invoke_time - known))
+        if per_element:
+            stable_at.append((known, latencies[-1]))
     res = {"valid": not lost, "attempt_count": len(adds), "stable_count": stable, "lost_count": len(lost),
            "never_read_count": len(never), "stale_count": len(stale), "stable_latencies_ms": _q(latencies),
            "lost": sorted((_plain(e) for e, _, _ in lost), key=repr)[:20]}
@@ -122,6 +126,8 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True) -> 
                            f"e.g. {sorted((_plain(x) for x in g), key=repr)[:5]}")
     res["anomaly"] = anomaly
     res["witness"] = witness
+    if per_element:
+        res["stable_by_element"] = sorted(stable_at)
     return res
 
 
