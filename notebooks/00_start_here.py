@@ -43,6 +43,8 @@
 #   anti-patterns, caching, coordination, queue disciplines, rolling deploys
 # - **[08 · build it yourself](08_build_it_yourself.ipynb)** —
 #   labs: write your own Maelstrom nodes (echo to transactions), graded and shrunk by the workbench
+# - **[09 · Raft by hand](09_raft_by_hand.ipynb)** —
+#   write Raft's leader election; election safety under partitions, downtime against the project's Raft
 #
 # Go in order the first time: later notebooks use words (indeterminate outcome, quorum,
 # linearizable) that earlier ones define.
