@@ -14,7 +14,7 @@ from typing import Any
 
 from simulator.workbench import Message, Node
 
-from .reference import Broadcast
+from .reference import Broadcast, UniqueIdsCounter
 
 
 class EchoStarter(Node):
@@ -25,16 +25,8 @@ class EchoStarter(Node):
         self.reply(msg, {"type": "echo_ok"})
 
 
-class UniqueIdsStarter(Node):
-    """Counts from 0 on every node: unique on one node, duplicated across nodes."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def on_generate(self, msg: Message) -> None:
-        """The next number of this node's own counter."""
-        self.n += 1
-        self.reply(msg, {"type": "generate_ok", "id": self.n})
+# Counts from 1 on every node: unique on one node, duplicated across nodes (the "counter" variant).
+UniqueIdsStarter = UniqueIdsCounter
 
 
 class BroadcastStarter(Node):
