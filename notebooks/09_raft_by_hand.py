@@ -14,7 +14,7 @@
 
 
 # %% [markdown]
-# # 09 · Raft, by hand: leader election
+# # 09 · Raft, by hand: election, replication, a linearizable store
 #
 # Notebook 03 watched the project's Raft elect leaders. Here you write the election yourself, on
 # the workbench's node API, and the lab checks it the way Jepsen would — partitions and crashes,
@@ -29,9 +29,8 @@
 # term makes a server a follower of that term. A server grants at most one vote per term, and
 # keeps its term and vote in `self.durable` (Figure 2: persisted before answering).
 #
-# Log replication and the lin-kv service on top are the next stages of this lab; they are not in
-# this notebook yet — `splitbrain test -w lin-kv --node reference:raft` runs the project's full Raft
-# through the same checker meanwhile.
+# Then log replication and a lin-kv service on top (exercise 4), checked by the workbench's
+# linearizability checker and Figure 3's Log Matching and State Machine Safety.
 #
 # **By the end you will be able to reason about:** why a term and a single vote per term make two
 # leaders impossible; why randomized timeouts end split votes; and how long a cluster is without a
@@ -134,10 +133,39 @@ check_number(prediction, float(np.mean(rows["your Raft (lab)"])), tol=30, unit="
                  "heartbeat already elapsed and one vote round trip shift it.")
 
 # %% [markdown]
+# ### Exercise 4 · Replicate a log, and serve lin-kv on it
+#
+# Stages 2 and 3 in one: clients send Maelstrom's lin-kv `read`, `write` and `cas` to any server. The
+# leader appends each as an entry `[term, op]` to its durable log and replicates it with
+# `append_entries` (`prev_log_index`, `prev_log_term`, `entries`, `leader_commit`); a follower
+# refuses entries that do not follow on from its log and drops a conflicting suffix (Figure 2,
+# AppendEntries receiver, steps 1-5); the leader commits an index once a majority holds it **and it
+# is of the leader's own term** (Figure 8), applies entries in order and answers the client then.
+# Followers forward client requests to the leader they know. Votes go only to candidates whose log is
+# at least as up to date (§5.4.1). The check: the workbench's linearizability checker over the
+# clients' history, Log Matching and State Machine Safety across the servers' logs, and that a
+# quarter of the operations at least were served (failed cas count as served, not as ok).
+#
+# <details><summary>Hint 1</summary>Start from your election node: subclass it, keep <code>next_index</code>/<code>match_index</code> per follower, and send entries with every heartbeat.</details>
+# <details><summary>Hint 2</summary>Reads go through the log too: a leader that answers from its state machine may have been deposed already (§8).</details>
+# <details><summary>Hint 3</summary>The reference is <code>RaftKV</code> in models/workbench/raft_lab.py (about 150 lines).</details>
+
+# %% tags=["answer"] splitbrain={"exercise": 4, "reference": "from models.workbench.raft_lab import RaftKV as MyRaftKV", "wrong": "MyRaftKV = raft_lab.RaftKVLocalReads", "rerun": true}
+MyRaftKV = MyRaft        # your election node serves nothing yet: replace with your replicated node
+
+# %% tags=["run"]
+from simulator.runner.raft_lab import check_raft_kv, run_kv_lab
+test4 = run_kv_lab(MyRaftKV, seed=1)
+
+# %% tags=["check", "raises-exception"]
+check_raft_kv(test4)
+
+# %% [markdown]
 # ## What to try next
 #
 # - Widen the timeout range to [150, 151] ms (edit `raft_lab.ELECTION_S`): split votes appear and the
 #   downtime grows — the reason Raft randomizes (paper §9.3, Figure 16).
 # - Hunt your node: `splitbrain hunt -w lin-kv --node mynode.py:MyRaft --nemesis partition,kill --latency 10`.
-# - Stages 2 and 3 (log replication with the Figure 8 rule, then lin-kv on top) are next; the project's
-#   Raft (`reference:raft`) passes the lin-kv checker under the same nemesis today.
+# - Break the Figure 8 rule (commit an earlier term's entry by counting replicas) and hunt for the
+#   schedule that loses a committed write: it is rare — the project's `splitbrain hunt raft
+#   --variant figure8 --property raft_safety` needed about a thousand seeds.

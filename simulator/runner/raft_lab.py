@@ -39,6 +39,62 @@ def election_safety(test: Any) -> dict:
     return {"valid": not bad and bool(by_term), "terms": len(by_term), "violations": bad}
 
 
+def log_safety(test: Any) -> dict:
+    """Figure 3's Log Matching (two logs holding an entry of the same index and term are identical up
+    to it) and State Machine Safety (the committed prefixes of all servers agree), over the live
+    servers' logs at the end (``node.entries`` [term, op] and ``node.commit_index``)."""
+    logs = {n: (h.node.entries, h.node.commit_index) for n, h in test.hosts.items()
+            if n in test.nodes and hasattr(getattr(h, "node", None), "entries")}  # a node with no log: nothing
+    bad = []
+    names = sorted(logs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            la, ca = logs[a]
+            lb, cb = logs[b]
+            for k in range(min(len(la), len(lb)) - 1, 0, -1):
+                if la[k][0] == lb[k][0]:
+                    if la[:k + 1] != lb[:k + 1]:
+                        bad.append(f"log matching: {a} and {b} agree on index {k}'s term but not before it")
+                    break
+            c = min(ca, cb, len(la) - 1, len(lb) - 1)
+            if la[:c + 1] != lb[:c + 1]:
+                bad.append(f"state machine safety: {a} and {b} committed different entries up to index {c}")
+    return {"valid": not bad, "servers": len(logs), "violations": bad[:5],
+            "committed": {n: c for n, (_, c) in logs.items()}}
+
+
+def run_kv_lab(node: type, *, seed: int = 1, time_limit: float = 15.0) -> Any:
+    """Run ``node`` as a lin-kv service under partitions and kills; print the verdicts; return the test."""
+    from simulator.workbench.harness import TestOptions
+
+    opts = TestOptions(workload="lin-kv", node=node, time_limit=time_limit, rate=20, latency_ms=10,
+                       nemesis=("partition", "kill"), nemesis_interval=3, seed=seed, trace=False)
+    test = build(opts).run()
+    res, logs = test.results(), log_safety(test)
+    p = res["perf"]
+    print(f"lin-kv: linearizable={res['workload']['valid']}; {p['ok']} of {p['ops']} operations ok "
+          f"({p['fail']} fail, {p['info']} info); logs safe={logs['valid']}, committed {logs['committed']}")
+    return test
+
+
+def check_raft_kv(test: Any) -> None:
+    """Refuse a lin-kv Raft that is not linearizable, breaks Log Matching / State Machine Safety, or
+    serves (almost) nothing: at least a quarter of the operations must succeed."""
+    from .teach import NotQuite
+
+    res, logs = test.results(), log_safety(test)
+    w, p = res["workload"], res["perf"]
+    if w["valid"] is False:
+        raise NotQuite(f"not linearizable: {w.get('witness', [])[:4]}. Every read, write and cas must go "
+                       f"through the log and be answered once applied (Raft §8: reads too)")
+    if not logs["valid"]:
+        raise NotQuite(f"{logs['violations'][0]}: check AppendEntries' consistency check and conflict truncation")
+    if p["ok"] < 0.25 * p["ops"]:
+        raise NotQuite(f"only {p['ok']} of {p['ops']} operations succeeded: a leader must append client requests to "
+                       f"its log, replicate them, commit by majority and answer once applied")
+    print(f"✓ linearizable, logs safe, {p['ok']} of {p['ops']} operations served")
+
+
 def election_downtime(opts: Any, crash_at: float = 3.0) -> float:
     """Seconds from crashing the leader of time ``crash_at`` to the next election won (inf if none):
     the same seed runs twice, identical up to ``crash_at``, the second time with that crash."""
@@ -82,4 +138,5 @@ def check_election(test: Any) -> None:
     print(f"✓ election safety holds over {r['terms']} terms, and there was a leader")
 
 
-__all__ = ["check_election", "election_downtime", "election_safety", "leaders", "run_election_lab"]
+__all__ = ["check_election", "check_raft_kv", "election_downtime", "election_safety", "leaders", "log_safety",
+           "run_election_lab", "run_kv_lab"]
