@@ -139,10 +139,15 @@ def test_the_docs_example_nodes_behave_as_docs_workbench_md_says(tmp_path, capsy
     assert main([*BROADCAST, "--node", f"{ex / 'broadcast.py'}:Broadcast", "--out", str(tmp_path / "b")]) == 0
     assert main([*BROADCAST, "--node", f"{ex / 'broadcast.py'}:FireAndForget", "--out", str(tmp_path / "f")]) == 1
     out = capsys.readouterr().out
-    doc = (root / "docs" / "workbench.md").read_text()
+    import re
+
+    def steady(text):  # the shrinker's wall-clock seconds differ from run to run
+        return re.sub(r"runs, [0-9.]+ s\)", "runs, _ s)", text)
+
+    doc = steady((root / "docs" / "workbench.md").read_text())
     for line in out.splitlines():  # the verdict lines quoted in the doc are the ones the code prints
         if line.startswith(("valid:", "INVALID:", "shrunk to", "  partition")):
-            assert line in doc, line
+            assert steady(line) in doc, line
 
 
 def test_bin_runs_an_external_program_and_says_it_is_not_deterministic(tmp_path, capsys):

@@ -13,11 +13,11 @@ with the verdict and a hint, so a lab's check cell fails like an exercise's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .teach import NotQuite, check_targets
-from .workbench_cmd import build, fault_label, minimal_window, shrink_test, space_time_figure, verdict_line
+from .workbench_cmd import build, failure_figure, fault_label, shrink_test, verdict_line
 
 
 @dataclass(repr=False)
@@ -51,16 +51,7 @@ def run_lab(node: type, workload: str, *, shrink: bool = True, show: bool = True
     if res["valid"] is False and shrink:
         sh = shrink_test(opts, budget_s=30)
         out.minimal = sh["schedule"]
-        again = build(replace(opts, faults=sh["schedule"], trace=True)).run()
-        if len(sh["schedule"]):
-            t0, t1 = minimal_window(sh["schedule"], opts.time_limit)
-            title = "minimal failing schedule: " + "; ".join(fault_label(f) for f in sh["schedule"].faults)
-        else:
-            quiet = res["net"]["servers"] == 0
-            t0, t1 = 0.0, min(opts.time_limit, 3.0)
-            title = ("it fails with no fault at all (first 3 s)" +
-                     (": no server ever sends another a message" if quiet else ""))
-        out.figure = space_time_figure(again, title, t0, t1)
+        out.figure = failure_figure(opts, sh["schedule"])
         if show:
             if len(sh["schedule"]):
                 print(f"shrunk to {len(sh['schedule'])} of {sh['original']} faults:")

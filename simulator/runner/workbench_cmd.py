@@ -203,7 +203,7 @@ def _flag_message(msg: str) -> str:
     """TestOptions names its fields (``node_count=0 is not allowed``); the CLI user typed flags."""
     field, sep, rest = msg.partition("=")
     if sep and field.isidentifier():
-        return f"--{field.replace('_ms', '').replace('_s', '').replace('_', '-')}={rest}"
+        return f"--{field.removesuffix('_ms').removesuffix('_s').replace('_', '-')}={rest}"
     return msg
 
 
@@ -296,7 +296,6 @@ def run_test_cmd(args, argv: Sequence[str] | None = None) -> int:
     test.run()
     wall = time.perf_counter() - t0
     res = test.results()
-    res["deterministic"] = res.get("deterministic", True)
     res["perf"]["latency_ms_all"] = quantiles_ms([o.complete_time - o.invoke_time for o in test.ops if o.type == "ok"])
     res["wall_s"] = round(wall, 3)
     res["sim_s_per_wall_s"] = round(test.sim.now / wall, 1) if wall > 0 else None
@@ -311,11 +310,9 @@ def run_test_cmd(args, argv: Sequence[str] | None = None) -> int:
         minimal = {"faults": sh["schedule"].to_list(), "original_faults": sh["original"],
                    "tries": sh["tries"], "seconds": round(sh["seconds"], 3), "replay": replay}
         res["minimal"] = minimal
-        again = build(replace(opts, faults=sh["schedule"])).run()
-        fs = sh["schedule"].faults
-        t0, t1 = minimal_window(sh["schedule"], opts.time_limit)
-        _space_time(again, folder / "figures" / "space-time-minimal",
-                    "minimal failing schedule: " + "; ".join(fault_label(f) for f in fs), t0=t0, t1=t1)
+        fig = failure_figure(opts, sh["schedule"])
+        if fig is not None:
+            _save(fig, folder / "figures" / "space-time-minimal")
     write_folder(folder, test, res, opts, spec, argv, line)
     print(line)
     if minimal is not None:
@@ -527,6 +524,24 @@ def minimal_window(schedule: Any, time_limit: float) -> tuple[float, float]:
     lo = min((f.at for f in fs), default=0.0)
     hi = max((_fault_end(f) for f in fs), default=time_limit)
     return max(0.0, lo - 0.5), hi + 1.5
+
+
+def failure_figure(opts: Any, schedule: Any) -> Any:
+    """The space-time diagram of ``opts`` replayed with ``schedule`` (a shrunk failing one), zoomed on
+    its faults; with no fault left, the first 3 s (the bug needs no fault)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    again = build(replace(opts, faults=schedule, trace=True)).run()
+    if len(schedule):
+        t0, t1 = minimal_window(schedule, opts.time_limit)
+        title = "minimal failing schedule: " + "; ".join(fault_label(f) for f in schedule.faults)
+    else:
+        quiet = again.results()["net"]["servers"] == 0
+        t0, t1 = 0.0, min(opts.time_limit, 3.0)
+        title = "it fails with no fault at all (first 3 s)" + (": no server ever sends another a message"
+                                                               if quiet else "")
+    return space_time_figure(again, title, t0, t1)
 
 
 def _space_time(test: Any, base: Path, title: str, t0: float | None = None, t1: float | None = None) -> None:

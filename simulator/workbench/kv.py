@@ -126,30 +126,26 @@ class LinKV(Workload):
 def _executed(history: Any) -> History:
     """``history`` without the failed operations that never ran (every ``fail`` but a cas refused with
     22 precondition-failed): see the module docstring."""
-    out = History()
-    open_: dict[Any, tuple[int | None, int]] = {}  # process -> (new op index or None if dropped, old index)
     h = history
-    fails_run = set()
+    never_ran = set()  # invocation indices whose failure means it never ran
     pend: dict[Any, int] = {}
-    for i in range(len(h)):  # first pass: which invocations end in a failure that never ran
-        p = h.process[i]
+    for i in range(len(h)):
         if h.type[i] == "invoke":
-            pend[p] = i
-        else:
-            inv = pend.pop(p, None)
-            if inv is not None and h.type[i] == "fail":
-                v = h.value[i]
-                code = v.get("error") if isinstance(v, dict) else None
-                if not (h.f[i] == "cas" and code == PRECONDITION_FAILED):
-                    fails_run.add(inv)
+            pend[h.process[i]] = i
+            continue
+        inv = pend.pop(h.process[i], None)
+        if inv is not None and h.type[i] == "fail":
+            v = h.value[i]
+            if not (h.f[i] == "cas" and isinstance(v, dict) and v.get("error") == PRECONDITION_FAILED):
+                never_ran.add(inv)
+    out = History()
+    kept: dict[Any, int | None] = {}  # process -> its open invocation in ``out`` (None: dropped)
     for i in range(len(h)):
         p = h.process[i]
         if h.type[i] == "invoke":
-            open_[p] = (None if i in fails_run else out.invoke(p, h.f[i], h.key[i], h.value[i], h.time[i]), i)
-        else:
-            new, _ = open_.pop(p, (None, -1))
-            if new is not None:
-                out.complete(new, h.type[i], h.time[i], h.value[i])
+            kept[p] = None if i in never_ran else out.invoke(p, h.f[i], h.key[i], h.value[i], h.time[i])
+        elif (new := kept.pop(p, None)) is not None:
+            out.complete(new, h.type[i], h.time[i], h.value[i])
     return out
 
 

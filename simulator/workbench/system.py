@@ -50,11 +50,6 @@ class System:
         for n in self.names:
             self.sim.nodes[n].on("init", lambda w, n=n: self.answer(n, w, {"type": "init_ok"}))
 
-    @property
-    def exceptions(self) -> dict[str, int]:
-        """Handler crashes per node (a kernel protocol raises into the simulation instead: none)."""
-        return {}
-
 
 def is_system(obj: Any) -> bool:
     """True if ``obj`` is a :class:`System` subclass (the harness builds it instead of hosts)."""
