@@ -49,6 +49,38 @@ class BroadcastStarter(Node):
         self.reply(msg, {"type": "read_ok", "messages": sorted(self.messages)})
 
 
+class KafkaStarter(Node):
+    """Challenge 5a's single-node log, kept in this node's memory: correct on one node; on three, each
+    node numbers its own appends (two messages at offset 0 of one key) and polls only its own log."""
+
+    def __init__(self) -> None:
+        self.logs: dict[str, list] = {}
+        self.committed: dict[str, int] = {}
+
+    def on_send(self, msg: Message) -> None:
+        """Append to this node's log of the key; the offset is its position there."""
+        log = self.logs.setdefault(msg.body["key"], [])
+        log.append(msg.body["msg"])
+        self.reply(msg, {"type": "send_ok", "offset": len(log) - 1})
+
+    def on_poll(self, msg: Message) -> None:
+        """``[offset, msg]`` pairs from each requested offset on, from this node's logs."""
+        out = {k: [[i, m] for i, m in enumerate(self.logs.get(k, ()))][start:]
+               for k, start in msg.body["offsets"].items()}
+        self.reply(msg, {"type": "poll_ok", "msgs": {k: v for k, v in out.items() if v}})
+
+    def on_commit_offsets(self, msg: Message) -> None:
+        """Remember each key's committed offset (it only grows)."""
+        for k, off in msg.body["offsets"].items():
+            self.committed[k] = max(off, self.committed.get(k, off))
+        self.reply(msg, {"type": "commit_offsets_ok"})
+
+    def on_list_committed_offsets(self, msg: Message) -> None:
+        """The committed offsets this node remembers."""
+        offsets = {k: self.committed[k] for k in msg.body["keys"] if k in self.committed}
+        self.reply(msg, {"type": "list_committed_offsets_ok", "offsets": offsets})
+
+
 class BroadcastDirect(Broadcast):
     """Challenge 3d: the node a client told sends the message straight to every other node (one hop of
     100 ms instead of up to 8 across the grid), each send an RPC retried until acknowledged; a node

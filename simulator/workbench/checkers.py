@@ -56,11 +56,14 @@ def unique_ids(ops: list[Op]) -> dict:
 
 
 def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per_element: bool = False) -> dict:
-    """Jepsen's ``checker/set-full`` (jepsen.checker): for each added element, its *known* time (its
-    add completed ok, or a read first showed it), then the ok reads that began after that: the
-    element is *stable* if it is in the last of them (stable latency: from known to the start of the
-    final run of reads that all hold it), *lost* if it is absent from the last of them, *never-read*
-    if no read began after it was known. ``stale`` counts elements some later read missed.
+    """Jepsen's ``checker/set-full`` (jepsen.checker, ``set-full-element-results``): for each added
+    element, its *known* time (its add completed ok, or a read first showed it); the last ok read to
+    *begin* holding it and the last to begin missing it. It is *stable* if the last holding one began
+    after the last missing one, *lost* if a read that began after it was known missed it and no later
+    one held it, *never-read* otherwise. Stable latency, as Jepsen's: from the known time to the start
+    of the last read that missed it, or 0 when every read begun after the known time held it (so an
+    element added just before the test ends, read only by the final reads, is not charged the quiet
+    period before them). ``stale`` counts the stable elements with a positive latency.
     ``per_element``: also ``stable_by_element``, (known time s, stable latency s) per stable element.
 
     Stricter, as Maelstrom's broadcast and Gossip Glomers expect (doc/03-broadcast): with
@@ -73,11 +76,13 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per
     reads = sorted((o for o in ops if o.f == "read" and o.type == "ok"), key=lambda o: o.invoke_time)
     read_sets = [(o, frozenset(freeze(x) for x in (o.result or ()))) for o in reads]
     first_seen: dict[Any, float] = {}
-    for o, s in read_sets:
+    last_present: dict[Any, int] = {}  # element -> index (in invocation order) of the last read holding it
+    for i, (o, s) in enumerate(read_sets):
         for e in s:
             t = o.complete_time
             if e not in first_seen or t < first_seen[e]:
                 first_seen[e] = t
+            last_present[e] = i
     lost, never, stale, latencies = [], [], [], []
     stable_at: list[tuple[float, float]] = []  # (known time, stable latency) per stable element
     stable = 0
@@ -85,22 +90,25 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per
         known = min(a.complete_time if a.type == "ok" else math.inf, first_seen.get(e, math.inf))
         if known == math.inf:
             continue  # never acknowledged and never seen: may never have happened
-        after = [(o, e in s) for o, s in read_sets if o.invoke_time > known]
-        if not after:
-            never.append(e)
-            continue
-        if not after[-1][1]:
-            lost.append((e, a, next(o for o, p in reversed(after) if not p)))
-            continue
-        stable += 1
-        i = len(after) - 1
-        while i > 0 and after[i - 1][1]:
-            i -= 1
-        if any(not p for _, p in after[:i]):
-            stale.append(e)
-        latencies.append(max(0.0, after[i][0].invoke_time - known))
-        if per_element:
-            stable_at.append((known, latencies[-1]))
+        present = last_present.get(e, -1)
+        absent = next((i for i in range(len(read_sets) - 1, present, -1) if e not in read_sets[i][1]), None)
+        if absent is None:  # no read after the last holding one misses it
+            if present < 0 or read_sets[-1][0].invoke_time <= known:
+                never.append(e)
+                continue
+            # stable: the last read missing it began before ``present``
+            absent = next((i for i in range(present - 1, -1, -1) if e not in read_sets[i][1]), None)
+            stable += 1
+            lat = max(0.0, read_sets[absent][0].invoke_time - known) if absent is not None else 0.0
+            if lat > 0:
+                stale.append(e)
+            latencies.append(lat)
+            if per_element:
+                stable_at.append((known, lat))
+        elif read_sets[absent][0].invoke_time > known:
+            lost.append((e, a, read_sets[absent][0]))
+        else:
+            never.append(e)  # missed only by reads that began before it was known
     res = {"valid": not lost, "attempt_count": len(adds), "stable_count": stable, "lost_count": len(lost),
            "never_read_count": len(never), "stale_count": len(stale), "stable_latencies_ms": _q(latencies),
            "lost": sorted((_plain(e) for e, _, _ in lost), key=repr)[:20]}
