@@ -71,3 +71,26 @@ def test_an_echo_reply_without_its_payload_is_caught():
     o = TestOptions(workload="echo", node=EchoStarter, node_count=1, time_limit=3)
     w = TestRun(o).run().results()["workload"]
     assert w["valid"] is False and w["anomaly"] == "echo-mismatch" and "without an echo field" in w["witness"][0]
+
+
+def test_set_full_stable_latency_is_jepsens_from_known_to_the_last_read_that_missed_it():
+    """jepsen.checker/set-full-element-results: stable-time = the start of the last read missing the
+    element (0 if none began after it was known); lost if a read begun after it was known missed it and
+    no later read held it; never-read if no read began after it was known."""
+    from simulator.history.ops import Op
+    from simulator.workbench import checkers
+
+    def read(i, t, held):
+        return Op(i, 9, "read", None, None, held, "ok", t, t + 0.01)
+
+    add = lambda i, v, t: Op(i, 1, "add", None, v, None, "ok", t, t)  # noqa: E731
+    ops = [add(0, "a", 1.0), add(1, "b", 1.0), add(2, "c", 1.0), add(3, "d", 5.0),
+           read(4, 1.5, ["b"]), read(5, 2.0, ["a", "b"]), read(6, 3.0, ["a", "b"]),  # a: missed at 1.5
+           read(7, 4.0, ["a", "b", "c"]),   # c: missed at 1.5, 2, 3
+           read(8, 4.5, ["a", "c"])]        # b: present, then missed by the last read: lost
+    r = checkers.set_full(ops, final_check=False, per_element=True)
+    assert r["lost"] == ["b"] and r["never_read_count"] == 1  # d: no read began after 5.0
+    assert sorted(round(v, 6) for _, v in r["stable_by_element"]) == [0.5, 2.0]  # a: 1.5-1.0; c: 3.0-1.0
+    # held by every read that began after it was known: 0, however long until the next read
+    r = checkers.set_full([add(0, "x", 1.0), read(1, 0.5, []), read(2, 9.0, ["x"])], final_check=False)
+    assert r["stable_latencies_ms"]["1"] == 0.0 and r["stale_count"] == 0
