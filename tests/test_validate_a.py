@@ -27,3 +27,13 @@ def test_circuit_breaker_timing_follows_resilience4j_state_machine():
     assert _misses(opening, 0.5)  # naive: opens one timeout after the crash (forgets the count window)
     assert _misses(cycle, 2.0)  # naive: a cycle is just the open wait (forgets the trial calls' timeout)
     assert cycle.published == pytest.approx(2.0 + 5 / 200 + 0.5)
+
+
+def test_bulkhead_without_a_queue_is_erlang_b():
+    from experiments.bulkhead import erlang_b
+
+    isolated, shared, isolation = _checks("bulkhead")
+    assert erlang_b(1, 1.0) == pytest.approx(0.5) and erlang_b(2, 1.0) == pytest.approx(0.2)  # textbook values
+    assert _misses(isolated, 0.0)  # naive: rho = 0.8 < 1, so nothing is rejected
+    assert _misses(isolated, shared.published)  # pooling matters: B(20, 16) is not B(10, 8)
+    assert isolation.published == 1.0 and isolation.tolerance < 0.01
