@@ -37,3 +37,13 @@ def test_bulkhead_without_a_queue_is_erlang_b():
     assert _misses(isolated, 0.0)  # naive: rho = 0.8 < 1, so nothing is rejected
     assert _misses(isolated, shared.published)  # pooling matters: B(20, 16) is not B(10, 8)
     assert isolation.published == 1.0 and isolation.tolerance < 0.01
+
+
+def test_timeouts_cut_off_the_exponential_tail():
+    from experiments.timeouts import cut_off_fraction
+
+    short, chosen = _checks("timeouts")
+    # Without network delay the tail is exactly exp(-T/s); the RTT (~1 ms) shifts it by ~e^0.1.
+    assert cut_off_fraction(0.02) / pytest.approx(0.1353, rel=1e-3) == pytest.approx(1.11, abs=0.01)
+    assert _misses(short, 0.0)  # naive: the mean service (10 ms) is below the timeout, so nothing is cut off
+    assert _misses(chosen, 0.01)  # naive: a timeout "at the p99" cuts off 1%; 60 ms is above it
