@@ -48,3 +48,13 @@ def test_timeouts_cut_off_the_exponential_tail():
     assert cut_off_fraction(0.02) / math.exp(-2) == pytest.approx(math.exp(0.1 * math.exp(0.045)), rel=1e-3)
     assert _misses(short, 0.0)  # naive: the mean service (10 ms) is below the timeout, so nothing is cut off
     assert _misses(chosen, 0.01)  # naive: a timeout "at the p99" cuts off 1%; 60 ms is above it
+
+
+def test_load_balancing_random_is_mm1_and_p2c_is_the_supermarket_model():
+    from experiments.load_balancing import supermarket_sojourn
+
+    random, p2c = _checks("load_balancing")
+    assert supermarket_sojourn(0.5, 1) == pytest.approx(2.0)
+    assert supermarket_sojourn(0.7, 2) == pytest.approx(1 + 0.7 ** 2 + 0.7 ** 6 + 0.7 ** 14 + 0.7 ** 30, rel=1e-6)
+    assert _misses(p2c, random.published)  # two choices are not one: the M/M/1 figure is far outside
+    assert _misses(random, p2c.published)
