@@ -58,3 +58,10 @@ def test_load_balancing_random_is_mm1_and_p2c_is_the_supermarket_model():
     assert supermarket_sojourn(0.7, 2) == pytest.approx(1 + 0.7 ** 2 + 0.7 ** 6 + 0.7 ** 14 + 0.7 ** 30, rel=1e-6)
     assert _misses(p2c, random.published)  # two choices are not one: the M/M/1 figure is far outside
     assert _misses(random, p2c.published)
+
+
+def test_retry_amplification_is_a_to_the_l():
+    every, healthy, top, budget = _checks("retry_amplification")
+    assert (every.published, healthy.published, top.published, budget.published) == (81, 1, 3, 1)
+    assert _misses(every, 3 * 4)  # naive: retries add up (a x L) rather than multiply
+    assert _misses(every, 64)  # the SRE book's 64x counts retries; a^L counts attempts
