@@ -125,7 +125,8 @@ def balanced_sojourn(policy: str, *, instances: int, rho: float, seed: int, dura
 def validate(quick: bool) -> list[Check]:
     """Mean latency at rho = 0.7 through the experiment's proxy and balancers: random against M/M/1
     (Poisson splitting; exact for any n), P2C against the supermarket model's n -> infinity limit
-    (Mitzenmacher 2001), measured at n = 50 (at n = 20 the finite-n excess is ~4%, visible).
+    (Mitzenmacher 2001), measured at n = 50: the measured mean sits ~3% above the limit (at n = 20 and
+    n = 200 too), resolved only by the full run's CI — stated as the row's cause, not fitted away.
     Both add the four network hops (client, proxy, backend and back: 4 E[one-way]). Tolerance: 4 SE of
     independent replications.
     """
@@ -143,5 +144,7 @@ def validate(quick: bool) -> list[Check]:
             src, f"{policy}, {n} instances x 1 worker, Exponential(10 ms), rho = {rho}; {dur:g} s x {reps} runs "
             "after 0.5 s warm-up", "mean latency (ms), incl. 4 network hops",
             round(1e3 * (supermarket_sojourn(rho, d) * _SERVICE_S + hops), 4), m, 4 * se,
-            f"4 SE of {reps} independent replications", ci))
+            f"4 SE of {reps} independent replications", ci,
+            "" if d == 1 else "known difference: the closed form is the n -> infinity limit; at n = 50 (and 200) "
+            "the measured mean sits ~3% (0.4-0.7 ms) above it, which the full run's tighter CI can resolve"))
     return checks

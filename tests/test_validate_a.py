@@ -65,3 +65,16 @@ def test_retry_amplification_is_a_to_the_l():
     assert (every.published, healthy.published, top.published, budget.published) == (81, 1, 3, 1)
     assert _misses(every, 3 * 4)  # naive: retries add up (a x L) rather than multiply
     assert _misses(every, 64)  # the SRE book's 64x counts retries; a^L counts attempts
+
+
+def test_graceful_degradation_ttl_cache_follows_renewal_theory():
+    import dataclasses
+
+    from experiments.graceful_degradation import QUICK, ttl_answered_during
+
+    ttl, both = _checks("graceful_degradation")
+    one_hot_key = dataclasses.replace(QUICK, keys=1, rate=1000.0)
+    assert ttl_answered_during(one_hot_key) == pytest.approx(QUICK.ttl_s / 2 / QUICK.outage_s, rel=0.01)
+    assert _misses(ttl, QUICK.ttl_s / QUICK.outage_s)  # naive: every entry was fresh for a whole ttl at the crash
+    assert _misses(ttl, 0.0)  # naive: a TTL cache answers nothing once its origin is down
+    assert both.published == 1.0
