@@ -78,3 +78,11 @@ def test_graceful_degradation_ttl_cache_follows_renewal_theory():
     assert _misses(ttl, QUICK.ttl_s / QUICK.outage_s)  # naive: every entry was fresh for a whole ttl at the crash
     assert _misses(ttl, 0.0)  # naive: a TTL cache answers nothing once its origin is down
     assert both.published == 1.0
+
+
+def test_cache_stampede_xfetch_lead_is_gumbel_and_bursts_are_one_plus_lambda_window():
+    xfetch, plain, coalesced = _checks("cache_stampede")
+    assert xfetch.published == pytest.approx(0.5772, abs=1e-4)  # Euler's gamma, the Gumbel mean
+    assert _misses(xfetch, 1 - 2.3)  # naive: refresh one delta early (lead/delta = 1; ln(100 x 0.1) = 2.3)
+    assert _misses(plain, 1.0) and _misses(plain, 1 + 10.0 * 2.0 / 10)  # not 1; not lambda x ttl / keys
+    assert coalesced.measured == 1.0
