@@ -86,3 +86,13 @@ def test_cache_stampede_xfetch_lead_is_gumbel_and_bursts_are_one_plus_lambda_win
     assert _misses(xfetch, 1 - 2.3)  # naive: refresh one delta early (lead/delta = 1; ln(100 x 0.1) = 2.3)
     assert _misses(plain, 1.0) and _misses(plain, 1 + 10.0 * 2.0 / 10)  # not 1; not lambda x ttl / keys
     assert coalesced.measured == 1.0
+
+
+def test_queue_discipline_fifo_is_mmc_then_metastable():
+    from experiments.queue_discipline import mmc_sojourn_quantile
+
+    p50, p99, attempts, ok = _checks("queue_discipline")
+    assert mmc_sojourn_quantile(0.5, 1, 50.0, 0.01) == pytest.approx(0.02 * math.log(2), rel=1e-6)  # M/M/1: Exp
+    assert _misses(p99, 1e3 * 0.02 * math.log(100))  # naive: service time's p99 only, no queueing
+    assert _misses(p50, 1e3 * 0.02 * math.log(2))
+    assert attempts.published == 2 and ok.published == 0
