@@ -96,3 +96,11 @@ def test_queue_discipline_fifo_is_mmc_then_metastable():
     assert _misses(p99, 1e3 * 0.02 * math.log(100))  # naive: service time's p99 only, no queueing
     assert _misses(p50, 1e3 * 0.02 * math.log(2))
     assert attempts.published == 2 and ok.published == 0
+
+
+def test_outlier_detection_follows_envoy_and_the_retry_arithmetic():
+    plain, retried, attempts, to_eject, per_ejection, sweep = _checks("outlier_detection")
+    assert (plain.published, retried.published, attempts.published) == pytest.approx((0.2, 0.008, 1.24))
+    assert _misses(retried, 0.2 / 3)  # naive: retries divide the error rate by the attempts
+    assert _misses(to_eject, 5 / 100)  # naive: c errors at the full rate (forgets round robin's 1-in-n)
+    assert per_ejection.measured == 5.0 and sweep.measured == 0.0
