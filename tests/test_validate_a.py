@@ -104,3 +104,11 @@ def test_outlier_detection_follows_envoy_and_the_retry_arithmetic():
     assert _misses(retried, 0.2 / 3)  # naive: retries divide the error rate by the attempts
     assert _misses(to_eject, 5 / 100)  # naive: c errors at the full rate (forgets round robin's 1-in-n)
     assert per_ejection.measured == 5.0 and sweep.measured == 0.0
+
+
+def test_rolling_deploy_breaking_error_rate_and_cold_timeouts():
+    breaking, timeouts, additive = _checks("rolling_deploy")
+    assert _misses(breaking, 1 - 0.2) and _misses(breaking, 0.2)  # neither the end state nor the start
+    assert _misses(timeouts, 150 * 4 * math.exp(-0.5) / 4)  # naive: one instance's cold share only
+    assert _misses(timeouts, 150 * 4 * math.exp(-0.5) * 4)  # naive: every cold instance takes all traffic
+    assert additive.measured == 0.0
