@@ -112,3 +112,11 @@ def test_rolling_deploy_breaking_error_rate_and_cold_timeouts():
     assert _misses(timeouts, 150 * 4 * math.exp(-0.5) / 4)  # naive: one instance's cold share only
     assert _misses(timeouts, 150 * 4 * math.exp(-0.5) * 4)  # naive: every cold instance takes all traffic
     assert additive.measured == 0.0
+
+
+def test_shared_database_t_star_and_erlang_b_caps():
+    shared, reports, orders = _checks("shared_database")
+    assert shared.published == pytest.approx(0.5 * 2000 / (300 + 2500 - 2000) / 2.0)
+    assert _misses(shared, 1.0)  # naive: the quiet service is unaffected by another's spike
+    assert _misses(reports, 1.0) and _misses(reports, 1000 / 2500)  # not lossless; not capacity/offered
+    assert orders.published > 0.99
