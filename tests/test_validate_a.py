@@ -120,3 +120,11 @@ def test_shared_database_t_star_and_erlang_b_caps():
     assert _misses(shared, 1.0)  # naive: the quiet service is unaffected by another's spike
     assert _misses(reports, 1.0) and _misses(reports, 1000 / 2500)  # not lossless; not capacity/offered
     assert orders.published > 0.99
+
+
+def test_chatty_services_n_round_trips_and_ttl_hit_ratio():
+    chatty, hits = _checks("chatty_services")
+    rtt = 2 * 20 * math.exp(0.5 ** 2 / 2)
+    assert _misses(chatty, 20 * rtt)  # naive: round trips only, forgetting each call's work
+    assert _misses(chatty, 20 * 2 * 20)  # naive: the median hop (20 ms) taken for the mean
+    assert _misses(hits, 1 - math.exp(-2.0))  # naive: P(another read within a TTL)
