@@ -128,3 +128,11 @@ def test_chatty_services_n_round_trips_and_ttl_hit_ratio():
     assert _misses(chatty, 20 * rtt)  # naive: round trips only, forgetting each call's work
     assert _misses(chatty, 20 * 2 * 20)  # naive: the median hop (20 ms) taken for the mean
     assert _misses(hits, 1 - math.exp(-2.0))  # naive: P(another read within a TTL)
+
+
+def test_distributed_monolith_a_to_the_k_and_latencies_add():
+    sync, latency, async_ = _checks("distributed_monolith")
+    assert sync.published == pytest.approx(0.95 ** 8, rel=1e-4) and async_.published == 0.95
+    assert _misses(sync, 0.95)  # naive: the chain is as available as one service
+    assert _misses(latency, latency.published / 8)  # naive: deployed apart, so latency of one hop
+    assert _misses(async_, 0.95 ** 2 - 0.06) or async_.tolerance < 0.06
