@@ -287,7 +287,7 @@ def validate(quick: bool) -> list[Check]:
     the rollout's requests; 4 Poisson SE of the timeouts; 0 where nothing can fail.
     """
     p = QUICK
-    seeds = range(3) if quick else range(30)
+    seeds = range(2) if quick else range(30)
     sm = [run(p, seed=s)["summary"].set_index("arm") for s in seeds]
     setup = (f"{p.instances} instances, {p.v2_clients:.0%} v2 clients, {p.rate:g} req/s, step {p.step_s:g} s, "
              f"warm-up {p.warmup_s:g} s (cold +{p.cold_s:g} s), timeout {p.timeout_s:g} s; {len(seeds)} seeds")
