@@ -91,7 +91,7 @@ def validate(quick: bool) -> list[Check]:
     p = QUICK
     c = p.workers // 2
     holding = 8.0 / p.rate  # 8 erlangs per endpoint
-    dur, reps = (20.0, 4) if quick else (200.0, 20)
+    dur, reps = (20.0, 4) if quick else (100.0, 16)
     checks = []
     for label, pools, servers, load in (("bulkheads: 2 pools of 10", {"a": c, "b": c}, c, 8.0),
                                         ("one shared pool of 20", {"default": 2 * c}, 2 * c, 16.0)):
