@@ -17,9 +17,16 @@ bursts) but leave each hot key's own stampede; coalescing makes it one call per 
 XFetch refreshes a hot key early, before readers see the expiry (Vattani, Chierichetti & Lowenstein,
 "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015; Go's ``singleflight``; nginx
 ``proxy_cache_lock``).
+
+Reproduces (``validate``): XFetch's early refresh (Vattani et al. 2015): a read at time x before
+expiry refreshes with probability exp(-x/(beta delta)), so with Poisson reads at λ the lead x is
+Gumbel, E[x/(beta delta)] - ln(λ beta delta) = Euler's gamma = 0.5772; a plain TTL expiry costs
+1 + λ E[window] calls; coalescing costs exactly one.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -27,7 +34,7 @@ import pandas as pd
 from models.resilience.pipeline import BareCaller
 from models.services.cache import CacheConfig, CachingCaller, KeyedClient, origin_concurrency, refill_bursts
 from simulator import Constant, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("plain TTL", "jittered TTL", "coalescing", "coalescing + jitter", "XFetch (early refresh)")
 
@@ -81,17 +88,23 @@ def _concurrency_series(calls: pd.DataFrame, p: Params) -> pd.DataFrame:
                          - np.searchsorted(ends, t, "right")})
 
 
+def simulate(p: Params, seed: int, arm: str) -> tuple[Simulation, CachingCaller]:
+    """One arm's run: the simulation (ended at ``duration_s``) and its cache (with the origin call log)."""
+    sim = Simulation(seed=seed)
+    sim.network(latency=LogNormal(median=0.0005, sigma=0.3))
+    origin = sim.node("origin")
+    origin.serve("get", lambda m, sim=sim: sim.now, service=Constant(p.service_ms / 1e3), workers=p.workers)
+    cache = CachingCaller(sim, _config(arm, p), BareCaller(p.timeout_s), name="app")
+    KeyedClient(sim, "app", "origin", cache, rate=p.rate, keys=p.keys)
+    sim.run(until=p.duration_s)
+    return sim, cache
+
+
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     series, summary = [], []
     per_key = p.rate / p.keys
     for arm in ARMS:
-        sim = Simulation(seed=seed)
-        sim.network(latency=LogNormal(median=0.0005, sigma=0.3))
-        origin = sim.node("origin")
-        origin.serve("get", lambda m, sim=sim: sim.now, service=Constant(p.service_ms / 1e3), workers=p.workers)
-        cache = CachingCaller(sim, _config(arm, p), BareCaller(p.timeout_s), name="app")
-        KeyedClient(sim, "app", "origin", cache, rate=p.rate, keys=p.keys)
-        sim.run(until=p.duration_s)
+        sim, cache = simulate(p, seed, arm)
         calls = cache.origin_calls_frame()
         df = sim.metrics.requests()
         series.append(_concurrency_series(calls, p).assign(arm=arm))
@@ -161,3 +174,67 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
                  "single flight or early refresh make it one call")
     fig.tight_layout()
     return {"cache_stampede": fig}
+
+
+_SRC = "Vattani, Chierichetti & Lowenstein, 'Optimal Probabilistic Cache Stampede Prevention', VLDB 2015 (XFetch)"
+EULER_GAMMA = 0.5772156649015329
+
+
+def xfetch_leads(calls: pd.DataFrame, ttl_s: float, after_s: float) -> pd.DataFrame:
+    """Per background (early) refresh started after ``after_s``: its lead before the entry's expiry and
+    the entry's delta (the filling call's duration), from a call log (``origin_calls_frame``)."""
+    rows = []
+    for _key, g in calls.sort_values("start", kind="stable").groupby("key", sort=False):
+        ok = g[g.outcome == "ok"]
+        for r in g[g.background.astype(bool) & (g.start >= after_s)].itertuples():
+            prev = ok[ok.end < r.start]
+            if len(prev):
+                last = prev.loc[prev.end.idxmax()]
+                rows.append({"lead_s": float(last.end + ttl_s - r.start), "delta_s": float(last.end - last.start)})
+    return pd.DataFrame(rows, columns=["lead_s", "delta_s"])
+
+
+def validate(quick: bool) -> list[Check]:
+    """Three rows on the experiment's own arms (:func:`simulate`).
+
+    1. XFetch (beta = 1): a read x seconds before expiry refreshes iff -beta delta ln U >= x, i.e. with
+       probability exp(-x/(beta delta)); Poisson reads at λ per key make the first refresh's lead a
+       Gumbel variable, P(lead > x) = exp(-λ beta delta e^(-x/(beta delta))), so the mean of
+       lead/(beta delta) - ln(λ beta delta) is Euler's gamma. Tolerance 4 SE of the refreshes (Gumbel SD
+       pi/sqrt 6 each).
+    2. Plain TTL: calls per refill burst = 1 + λ E[window] (reads arriving in the window see time
+       averages; the window is set by the first, FIFO-queued call), window measured. Tolerance 4 SE of
+       calls - 1 - λ window per burst.
+    3. Coalescing: one origin call per burst (single flight), tolerance 0.
+    """
+    p = QUICK if quick else Params(duration_s=60.0)
+    lam = p.rate / p.keys
+    seeds = (1, 2) if quick else range(1, 9)
+    leads, diffs, pub_burst, coal = [], [], [], []
+    for seed in seeds:
+        calls = simulate(p, seed, "XFetch (early refresh)")[1].origin_calls_frame()
+        x = xfetch_leads(calls, p.ttl_s, p.warmup_s)
+        leads.extend(x.lead_s / x.delta_s - np.log(lam * x.delta_s))
+        late = simulate(p, seed, "plain TTL")[1].origin_calls_frame()
+        b = refill_bursts(late[late.start >= p.warmup_s]).dropna()
+        diffs.extend(b.calls - 1 - lam * b.window)
+        pub_burst.append((b.calls.mean(), 1 + lam * b.window.mean()))
+        late = simulate(p, seed, "coalescing")[1].origin_calls_frame()
+        coal.extend(refill_bursts(late[late.start >= p.warmup_s]).dropna().calls)
+    setup = (f"{p.keys} keys x {lam:g} reads/s, ttl {p.ttl_s:g} s, origin {p.workers} workers x "
+             f"{p.service_ms:g} ms; {p.duration_s - p.warmup_s:g} s after warm-up x {len(seeds)} seeds")
+    m, ci = mean_ci95(leads)
+    se = float(np.std(leads, ddof=1) / math.sqrt(len(leads)))
+    checks = [Check(_SRC, setup + f"; {len(leads)} early refreshes, beta = 1",
+                    "XFetch lead: mean of lead/delta - ln(lambda delta) (Gumbel mean)", round(EULER_GAMMA, 4), m,
+                    4 * se, f"4 SE of {len(leads)} refreshes", ci)]
+    se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
+    calls_m = float(np.mean([c for c, _ in pub_burst]))
+    pub = float(np.mean([t for _, t in pub_burst]))
+    checks.append(Check("stampede closed form 1 + λ E[window] (PASTA: Wolff 1982)", setup + f"; {len(diffs)} "
+                        "bursts", "plain TTL: origin calls per refill burst", round(pub, 4), calls_m, 4 * se,
+                        f"4 SE of calls - 1 - λ window over {len(diffs)} bursts (the window is measured)"))
+    checks.append(Check("Go singleflight / nginx proxy_cache_lock (request coalescing)", setup + f"; {len(coal)} "
+                        "bursts", "coalescing: origin calls per refill burst", 1.0, float(np.mean(coal)), 0.0,
+                        "deterministic: one flight per key"))
+    return checks

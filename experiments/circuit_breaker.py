@@ -10,16 +10,25 @@ Lesson: without a breaker every call during the outage waits the full timeout an
 the dependency keeps receiving the full load. With a breaker, callers fail (or fall back)
 in microseconds, the dependency receives only the occasional half-open probe — room to
 recover — and traffic returns within one open interval of the recovery.
+
+Reproduces (``validate``): resilience4j's documented state machine (CircuitBreaker docs,
+resilience4j.readme.io/docs/circuitbreaker) as timing closed forms: a count window of N calls
+at threshold f opens on the ceil(f N)-th failure, i.e. timeout + (ceil(f N) - n_in_flight)/rate
+after a silent crash; in the outage each open -> half_open -> open cycle lasts
+wait_duration_in_open + (permitted trial calls)/rate + timeout.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from models.resilience import CircuitBreakerConfig, FallbackConfig, Pipeline, TimeoutConfig
 from models.services import PoissonClient
 from simulator import Exponential, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("no breaker", "circuit breaker + fallback")
 STATE_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
@@ -115,3 +124,57 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     axes[3].set_xlabel("time (s)")
     fig.suptitle("A breaker turns a 500 ms timeout into a fast fallback and takes the load off a failing dependency")
     return {"circuit_breaker": fig}
+
+
+_SRC = "resilience4j CircuitBreaker docs (resilience4j.readme.io/docs/circuitbreaker), state machine"
+_WINDOW, _THRESHOLD, _TRIALS, _WORKERS, _SERVICE_S, _NET_MEDIAN_S, _NET_SIGMA = 50, 0.5, 5, 4, 0.01, 0.001, 0.3
+
+
+def _in_flight(rate: float) -> float:
+    """Calls lost inside the dependency when it hangs: Little's law, rate x (one-way latency + M/M/c
+    sojourn, Erlang C), for the setup of :func:`run` (4 workers, 10 ms exponential service)."""
+    a, c = rate * _SERVICE_S, _WORKERS
+    b = 1.0
+    for k in range(1, c + 1):  # Erlang B by recursion, then Erlang C
+        b = a * b / (k + a * b)
+    erl_c = b / (1 - (a / c) * (1 - b))
+    sojourn = _SERVICE_S + erl_c / (c / _SERVICE_S - rate)
+    return rate * (sojourn + _NET_MEDIAN_S * math.exp(_NET_SIGMA ** 2 / 2))
+
+
+def validate(quick: bool) -> list[Check]:
+    """The breaker's timing against resilience4j's state machine, on :func:`run`'s own model.
+
+    1. Closed -> open: the window holds N successes when the dependency hangs; it opens on the
+       ceil(f N)-th failure. The calls in flight at the crash (Little's law) fail first, then each
+       call issued after it fails ``timeout_s`` later: delay = timeout + (ceil(f N) - n)/rate
+       (Poisson arrivals: the k-th after the crash comes k/rate later on average).
+    2. During the outage, open -> half_open after ``wait_in_open_s`` (automatic transition), the
+       permitted trial calls arrive (Gamma(trials, rate)), the last one times out, and the trial
+       failure rate (100%) re-opens it: cycle = wait + trials/rate + timeout.
+    Tolerance: 4 standard errors of the replications (seeds), the sampling error of Poisson arrivals.
+    """
+    p = QUICK
+    seeds = range(6) if quick else range(80)
+    opens, cycles = [], []
+    for seed in seeds:
+        st = run(p, seed=seed)["breaker"]
+        t_open = st[st.to_state == "open"].time.to_numpy()
+        opens.append(t_open[0] - p.fail_at)
+        during = t_open[t_open < p.fail_at + p.fail_s]
+        cycles.extend(np.diff(during))
+    setup = (f"{p.rate:g} req/s, timeout {p.timeout_s * 1e3:g} ms, count window {_WINDOW}, threshold "
+             f"{_THRESHOLD:.0%}, {_TRIALS} trial calls, open {p.wait_in_open_s:g} s; dependency hangs "
+             f"{p.fail_s:g} s; {len(seeds)} seeds")
+    k = math.ceil(_THRESHOLD * _WINDOW)
+    why = "4 SE of {n} samples (Poisson arrivals: the Gamma-distributed time to the k-th call)"
+    checks = []
+    for q, pub, xs in (
+            ("crash -> open (s): timeout + (ceil(fN) - in-flight)/rate",
+             p.timeout_s + (k - _in_flight(p.rate)) / p.rate, opens),
+            ("open -> open cycle in the outage (s): wait + trials/rate + timeout",
+             p.wait_in_open_s + _TRIALS / p.rate + p.timeout_s, cycles)):
+        m, ci = mean_ci95(xs)
+        se = float(np.std(xs, ddof=1) / math.sqrt(len(xs)))
+        checks.append(Check(_SRC, setup, q, round(pub, 5), m, 4 * se, why.format(n=len(xs)), ci))
+    return checks

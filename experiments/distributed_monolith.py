@@ -25,6 +25,9 @@ The ``a^k`` test's tolerance is the standard error of a Poisson sample of an on/
 binomial term ``p(1-p)/n`` plus the term from the outages' autocorrelation (requests close in
 time see the same outage): ``Var = [p(1-p) + 2 rate ∫Cov(τ)dτ] / n`` with
 ``∫Cov = a^{2k} (1/ν) Σ_j C(k, j) r^j / j``, ``r = (1-a)/a``, ``ν = 1/MTTF + 1/MTTR``.
+
+Reproduces (``validate``): a^k availability and k x (work + RTT) latency along the synchronous
+chain (k = 8), availability a for the asynchronous hand-offs.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from models.messaging.flow import QueueFrontDoor, QueueRelay, RpcStage
 from models.services import PoissonClient
 from simulator import Exponential, LogNormal, Simulation
 from simulator.history.delivery import DeliveryLog, delivery_table
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("synchronous chain", "asynchronous (queue)")
 SIGMA = 0.3  # log-normal spread of one network hop
@@ -205,3 +208,38 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     fig.suptitle("A synchronous chain is as available as the product of its services (a^k) and as slow as their sum;"
                  "\nqueues keep the user on one service — the other outages turn into staleness, not errors")
     return {"distributed_monolith": fig}
+
+
+def validate(quick: bool) -> list[Check]:
+    """:func:`_world` against :func:`theory`: the synchronous chain of k = 8 (availability a^k, mean
+    latency k x (work + RTT)) and the asynchronous hand-offs (availability a; k = 2 keeps the run
+    short: the user-facing path is svc-1 alone whatever k). Tolerance: 4 SE, the availability's SE
+    from the on/off outages' autocorrelation (module docstring), the latency's from the operations.
+    """
+    p = Params(ks=(8,), duration_s=120.0 if quick else 400.0, rate=30.0)
+    seeds = range(1) if quick else range(5)
+    src = ("availability of a series system a^k (Newman, Building Microservices ch. 4/12; Nygard, Release It!); "
+           "two-state Markov outages")
+    checks = []
+    for arm, k in ((ARMS[0], 8), (ARMS[1], 2)):
+        av, lat = [], []
+        for seed in seeds:
+            sim, _log, _up = _world(p, seed, k, arm)
+            sim.run(until=p.duration_s + DRAIN_S)
+            req = sim.metrics.requests()
+            av.append(float((req.outcome == "ok").mean()))
+            lat.extend(1e3 * req[req.outcome == "ok"].latency)
+        th = theory(p, k, arm)
+        m, ci = mean_ci95(av) if len(av) > 1 else (av[0], None)
+        setup = (f"{arm}, k = {k}, a = {p.availability}, MTTR {p.mttr_s:g} s, {p.rate:g} req/s x "
+                 f"{p.duration_s:g} s x {len(seeds)} seeds")
+        checks.append(Check(src, setup, "availability, " + ("a^k" if arm == ARMS[0] else "a (only svc-1 on the path)"),
+                            round(th["availability"], 5), m, 4 * th["se"] / math.sqrt(len(seeds)),
+                            "4 SE: binomial plus the outages' autocorrelation (module docstring)", ci))
+        if arm == ARMS[0]:
+            m, ci = mean_ci95(lat)
+            checks.append(Check("latencies of synchronous calls add up: k x (work + round trip)", setup,
+                                "mean latency of ok requests (ms)", round(th["latency_s"] * 1e3, 4), m,
+                                4 * float(np.std(lat, ddof=1) / math.sqrt(len(lat))),
+                                f"4 SE of {len(lat)} operations", ci))
+    return checks

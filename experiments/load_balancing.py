@@ -11,15 +11,24 @@ Lesson: random and round robin keep sending the slow instance its full fifth of 
 Least-outstanding and P2C see its requests pile up and route around it (it gets ~7% instead
 of 20%): every request is answered and p99 stays near 0.1 s instead of the 2 s timeout — P2C
 with only two random probes per request.
+
+Reproduces (``validate``): with n single-worker exponential instances at load rho, random
+routing splits the Poisson stream into n M/M/1 queues, mean sojourn E[S]/(1 - rho), while P2C
+follows Mitzenmacher's supermarket model, sum_i rho^(2^i - 2) E[S] as n grows (Mitzenmacher,
+"The Power of Two Choices in Randomized Load Balancing", IEEE TPDS 12(10), 2001; Vvedenskaya,
+Dobrushin & Karpelevich 1996): at rho = 0.7, 35 ms against 16 ms plus the network.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from models.services import BALANCERS, Call, Endpoint, PoissonClient, Service
 from simulator import Exponential, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 
 @parameters
@@ -81,3 +90,62 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     fig.suptitle("One slow instance: random and round robin feed it anyway; "
                  "least-outstanding and P2C route around it")
     return {"load_balancing": fig}
+
+
+_SERVICE_S, _NET_MEDIAN_S, _NET_SIGMA = 0.01, 0.0005, 0.3
+
+
+def supermarket_sojourn(rho: float, d: int = 2) -> float:
+    """Mean time in system / mean service of the supermarket model as n -> infinity (Mitzenmacher
+    2001, Theorem: s_i = rho^((d^i - 1)/(d - 1)), so E[T] = sum_{i>=1} rho^((d^i - d)/(d - 1)));
+    d = 1 is M/M/1's 1/(1 - rho)."""
+    if d == 1:
+        return 1 / (1 - rho)
+    return sum(rho ** ((d ** i - d) / (d - 1)) for i in range(1, 64) if (d ** i - d) / (d - 1) < 2000)
+
+
+def balanced_sojourn(policy: str, *, instances: int, rho: float, seed: int, duration_s: float,
+                     warmup_s: float = 0.5) -> float:
+    """Mean client latency (s) of requests through :func:`run`'s proxy to ``instances`` single-worker
+    backends (Exponential 10 ms) at utilisation ``rho``, none slow; requests started before
+    ``warmup_s`` are left out (the queues start empty)."""
+    sim = Simulation(seed=seed)
+    sim.network(latency=LogNormal(median=_NET_MEDIAN_S, sigma=_NET_SIGMA))
+    Service(sim, "backend", endpoints={"get": Endpoint(work=Exponential(_SERVICE_S))}, instances=instances,
+            pools={"default": 1})
+    proxy = Service(sim, "proxy", endpoints={"get": Endpoint(calls=(Call("backend"),))},
+                    pools={"default": 100_000}, balancer=policy)
+    PoissonClient(sim, "clients", proxy.instances, rate=rho * instances / _SERVICE_S, timeout_s=100.0,
+                  stop_at=warmup_s + duration_s)
+    sim.run(until=warmup_s + duration_s + 5.0)
+    df = sim.metrics.requests()
+    return float(df[df.start >= warmup_s].latency.mean())
+
+
+def validate(quick: bool) -> list[Check]:
+    """Mean latency at rho = 0.7 through the experiment's proxy and balancers: random against M/M/1
+    (Poisson splitting; exact for any n), P2C against the supermarket model's n -> infinity limit
+    (Mitzenmacher 2001), measured at n = 50: the measured mean sits ~3% above the limit (at n = 20 and
+    n = 200 too), resolved only by the full run's CI — stated as the row's cause, not fitted away.
+    Both add the four network hops (client, proxy, backend and back: 4 E[one-way]). Tolerance: 4 SE of
+    independent replications.
+    """
+    rho = 0.7
+    hops = 4 * _NET_MEDIAN_S * math.exp(_NET_SIGMA ** 2 / 2)
+    reps = 3 if quick else 12
+    checks = []
+    for policy, n, dur, d in (("random", 10, 2.5 if quick else 10.0, 1), ("p2c", 50, 1.0 if quick else 5.0, 2)):
+        xs = [1e3 * balanced_sojourn(policy, instances=n, rho=rho, seed=300 + r, duration_s=dur) for r in range(reps)]
+        m, ci = mean_ci95(xs)
+        se = float(np.std(xs, ddof=1) / math.sqrt(reps))
+        src = ("M/M/1 mean sojourn E[S]/(1 - rho) (random routing splits a Poisson stream)" if d == 1 else
+               "Mitzenmacher 2001 (IEEE TPDS), supermarket model d = 2: E[T] = sum rho^(2^i - 2) E[S]")
+        checks.append(Check(
+            src, f"{policy}, {n} instances x 1 worker, Exponential(10 ms), rho = {rho}; {dur:g} s x {reps} runs "
+            "after 0.5 s warm-up", "mean latency (ms), incl. 4 network hops",
+            round(1e3 * (supermarket_sojourn(rho, d) * _SERVICE_S + hops), 4), m, 4 * se,
+            f"4 SE of {reps} independent replications", ci,
+            "" if d == 1 else "known difference: the closed form is the n -> infinity limit; the measured mean sits "
+            "2.5-4% (0.4-0.7 ms) above it at n = 20, 50 and 200 alike, which only the full run resolves; "
+            "candidates: finite n, and the balancer's counts including ~1 ms of network time per request"))
+    return checks

@@ -16,18 +16,25 @@ receiving its full share of first attempts forever, and every request pays 1 + 1
 ejection removes the instance after ``consecutive_5xx`` errors (a fraction of a second at this rate) and then
 costs only ``consecutive_5xx`` errors each time the host is let back in, at intervals that double, triple, ... as
 it keeps failing; with one retry on another host on top, users see no error at all.
+
+Reproduces (``validate``): error rates 1/n unprotected and (1/n)^attempts with retries, at
+1 + 1/n + ... attempts a request; Envoy's outlier detection: ejection after consecutive_5xx
+errors (((c - 1) n + (n + 1)/2) requests after the failure under round robin), exactly
+consecutive_5xx user errors per ejection, and the k-th ejection ending at the first interval
+sweep after k x base_ejection_time.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from models.edge import OutlierCaller, OutlierDetectionConfig
 from models.resilience import RetryPolicy
 from simulator import NO_REPLY, Exponential, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("no protection", "client retries", "outlier ejection", "ejection + retries")
 
@@ -153,3 +160,68 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     fig.suptitle("A gray failure: retries hide it by re-sending ~1/n of the load forever; "
                  f"outlier ejection removes the host after {p.consecutive_5xx} errors")
     return {"outlier_detection": fig}
+
+
+_ENVOY = "Envoy docs, architecture overview 'Outlier detection' (consecutive_5xx, ejection time k x base, interval)"
+
+
+def validate(quick: bool) -> list[Check]:
+    """:func:`run` on QUICK over several seeds, against closed forms.
+
+    Unprotected error rate 1/n, client retries (each attempt to an independent uniform instance)
+    (1/n)^a and 1 + 1/n + ... + 1/n^(a-1) attempts; tolerance 4 binomial (or replication) SE.
+    Ejection (round robin: the sick host gets every n-th request, its first turn after the failure
+    uniform among the next n): ejected at request (c - 1) n + (n + 1)/2 after the failure, i.e. that
+    over rate seconds later; tolerance 4 SE of seeds. Users' errors = c per ejection after an
+    un-ejection (the first ejection may cost one more: a success answered just before the failure,
+    but slowly, can land after the first 500 and reset the count), and the first ejection ends at the
+    first sweep (ticks every interval from 0) at or after eject + base: exact.
+    """
+    p = QUICK
+    seeds = range(3) if quick else range(40)
+    res = [run(p, seed=s) for s in seeds]
+    n, a, c = p.instances, p.attempts, p.consecutive_5xx
+    sm = [r["summary"].set_index("arm") for r in res]
+    after = [x.loc["no protection", "requests"] * (1 - p.fail_at / p.duration_s) for x in sm]
+    setup = (f"{n} instances, one answers 500 from {p.fail_at:g} s, {p.rate:g} req/s, {p.duration_s:g} s; "
+             f"{len(seeds)} seeds")
+    checks = []
+    for arm, q, pub in (("no protection", "error rate after the failure, 1/n", 1 / n),
+                        ("client retries", f"error rate after the failure, (1/n)^{a}", (1 / n) ** a)):
+        m = float(np.mean([x.loc[arm, "error_rate_after_failure"] for x in sm]))
+        tot = float(np.sum(after))
+        se = math.sqrt(max(m, 1 / tot) * (1 - m) / tot)
+        checks.append(Check("independent uniform choice of instance per attempt", setup, q, round(pub, 6), m,
+                            4 * se, f"4 binomial SE of ~{tot:.0f} requests"))
+    xs = [x.loc["client retries", "attempts_per_request"] for x in sm]
+    m, ci = mean_ci95(xs)
+    checks.append(Check("independent uniform choice of instance per attempt", setup,
+                        f"client retries: attempts per request, sum of (1/n)^i, i < {a}",
+                        round(sum((1 / n) ** i for i in range(a)), 6), m,
+                        4 * float(np.std(xs, ddof=1) / math.sqrt(len(xs))), f"4 SE of {len(seeds)} seeds", ci))
+    xs = [x.loc["outlier ejection", "time_to_eject_s"] for x in sm]
+    m, ci = mean_ci95(xs)
+    checks.append(Check(_ENVOY, setup + ", round robin", f"time to eject (s): ((c - 1) n + (n + 1)/2)/rate, c = {c}",
+                        ((c - 1) * n + (n + 1) / 2) / p.rate, m, 4 * float(np.std(xs, ddof=1) / math.sqrt(len(xs))),
+                        f"4 SE of {len(seeds)} seeds (Poisson arrivals)", ci))
+    errs = ej = 0
+    for seed in seeds:  # from the first un-ejection on: the first ejection can cost more (see docstring)
+        df, ev, _ = _one(p, seed, "outlier ejection")
+        back = ev[ev.event == "uneject"].time.min()
+        errs += int(((df.start >= back) & (df.outcome != "ok")).sum())
+        ej += int(((ev.event == "eject") & (ev.time >= back)).sum())
+    checks.append(Check(_ENVOY, setup, "users' errors per re-ejection (ejection arm) = consecutive_5xx", float(c),
+                        errs / ej, 0.0, "deterministic once the host is sick: round robin sends it one request "
+                        "at a time, each a fast 500"))
+    gaps = []
+    for r in res:
+        ev = r["ejections"]
+        ev = ev[ev.arm == "outlier ejection"]
+        ej1 = ev[(ev.event == "eject") & (ev.ejection == 1)].time.iloc[0]
+        un1 = ev[(ev.event == "uneject") & (ev.ejection == 1)].time.iloc[0]
+        due = math.ceil((ej1 + p.base_ejection_time_s) / p.interval_s - 1e-9) * p.interval_s
+        gaps.append(un1 - due)
+    checks.append(Check(_ENVOY, setup + f", base {p.base_ejection_time_s:g} s, interval {p.interval_s:g} s",
+                        "1st un-ejection minus the first sweep >= eject + base (s)", 0.0, float(np.max(np.abs(gaps))),
+                        1e-9, "deterministic: the sweep runs on interval ticks (largest |gap| over seeds shown)"))
+    return checks

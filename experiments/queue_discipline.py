@@ -27,18 +27,25 @@ bursts (wait above 5 ms for 100 ms with 20 ms service); deadline dropping drops 
 are already abandoned (~200), but the requests that had to retry make its tail the longest (p99
 ~1.9 s = a timeout plus a retry). (Figures: full preset, seeds 1-6; the shorter QUICK run weights
 the recovery transient more, so its LIFO and CoDel tails are both near the timeout.)
+
+Reproduces (``validate``): with no spike every discipline is M/M/c at first, so the FIFO server's
+median and p99 latency are the M/M/c sojourn quantiles (Erlang C waiting + exponential service);
+after the spike under FIFO, the metastable state of Bronson et al. (HotOS 2021): every request
+sends all its attempts and none succeeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 
 from models.resilience import RetryPolicy
 from models.services import PoissonClient
 from simulator import Exponential, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("fifo", "adaptive_lifo", "codel", "deadline")
 _LABEL = {"fifo": "FIFO", "adaptive_lifo": "adaptive LIFO", "codel": "CoDel", "deadline": "deadline drop"}
@@ -188,3 +195,68 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
     fig.suptitle(f"At {p.load:.0%} load with {p.attempts} attempts, {head}{tail};\n"
                  f"after it, p99 of ok requests / attempts dropped: {cost}", fontsize=10)
     return {"queue_discipline": fig}
+
+
+def mmc_sojourn_quantile(q: float, workers: int, rate: float, service_mean_s: float) -> float:
+    """The q-quantile of M/M/c's FIFO sojourn time: P(T > t) = (1 - C) e^(-mu t) + C P(W' + S > t), with
+    C Erlang C's P(wait), W' ~ Exp(c mu - lambda) and S ~ Exp(mu) (Kleinrock 1975, vol. 1, §3.5)."""
+    mu, c, a = 1 / service_mean_s, workers, rate * service_mean_s
+    if not a < c:
+        raise ValueError(f"need rate * service_mean_s < workers, got {a} >= {c}")
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    erl_c = b / (1 - (a / c) * (1 - b))
+    th = c * mu - rate
+
+    def tail(t: float) -> float:
+        if th == mu:
+            both = (1 + mu * t) * math.exp(-mu * t)
+        else:
+            both = (th * math.exp(-mu * t) - mu * math.exp(-th * t)) / (th - mu)
+        return (1 - erl_c) * math.exp(-mu * t) + erl_c * both
+
+    lo, hi = 0.0, 100 * service_mean_s / (1 - a / c)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if tail(mid) > 1 - q else (lo, mid)
+    return (lo + hi) / 2
+
+
+def validate(quick: bool) -> list[Check]:
+    """:func:`run_arm`'s FIFO server without a spike (``spike_extra_s=0``) against M/M/c's sojourn
+    quantiles plus the mean round trip (two 1 ms lognormal hops; their spread, ~0.4 ms, is inside the
+    tolerance); then QUICK's spike under FIFO against the metastable state (Bronson et al. 2021):
+    attempts x load = 1.4 > 1, each served attempt already abandoned, so every later request sends
+    all its attempts (published: ``attempts``) and fails (published: 0). Tolerance: 4 SE of seeds for
+    the quantiles; for the storm, 0.05 (a request started just after the spike can still catch the
+    queue's last fresh attempt).
+    """
+    p = QUICK
+    seeds = range(16) if quick else range(100)
+    calm = dataclasses.replace(p, spike_extra_s=0.0)
+    rows = [run_arm(calm, s, "fifo")[1] for s in seeds]
+    rtt = 2 * 0.001 * math.exp(0.3 ** 2 / 2)
+    svc = p.workers / p.capacity_qps
+    setup = (f"M/M/{p.workers}, rho = {p.load:g}, {svc * 1e3:g} ms service, no spike; "
+             f"{p.duration_s - p.spike_at - p.spike_s:g} s x {len(seeds)} seeds")
+    checks = []
+    for q, col in ((0.5, "p50_ok_latency_after_s"), (0.99, "p99_ok_latency_after_s")):
+        xs = [1e3 * r[col] for r in rows]
+        m, ci = mean_ci95(xs)
+        se = float(np.std(xs, ddof=1) / math.sqrt(len(xs)))
+        checks.append(Check("M/M/c sojourn distribution (Erlang C; Kleinrock 1975)", setup,
+                            f"FIFO latency p{round(q * 100)} (ms), + mean RTT",
+                            round(1e3 * (mmc_sojourn_quantile(q, p.workers, p.rate, svc) + rtt), 3), m, 4 * se,
+                            f"4 SE of {len(seeds)} seeds", ci))
+    storm = [run_arm(p, s, "fifo")[1] for s in (seeds[:2] if quick else seeds[:20])]
+    src = "Bronson et al., 'Metastable Failures in Distributed Systems', HotOS 2021 (sustaining retries)"
+    sset = (f"QUICK: {p.spike_s:g} s spike of +{p.spike_extra_s:g} s at {p.load:.0%} load, {p.attempts} attempts; "
+            f"{len(storm)} seeds")
+    checks.append(Check(src, sset, "FIFO after the spike: attempts per request", float(p.attempts),
+                        float(np.mean([r["attempts_per_request_after"] for r in storm])), 0.05,
+                        "requests just after the spike may still succeed first time"))
+    checks.append(Check(src, sset, "FIFO after the spike: share of requests ok", 0.0,
+                        float(np.mean([r["ok_fraction_after_spike"] for r in storm])), 0.05,
+                        "requests just after the spike may still catch a fresh attempt"))
+    return checks

@@ -27,10 +27,17 @@ breaking change fails every request that meets a mismatched pair: with a fractio
 balancer's instances on v2 and a fraction ``c`` of v2 clients, the error rate is
 ``(1 - c) f(t) + c (1 - f(t))`` — it climbs with the rollout's progress (and falls to ``1 - c``
 only when the v1 clients are gone). Without a readiness check, each new instance takes its
-``1/n`` share of the traffic while cold: about ``rate x warmup_s x exp(-timeout_s / cold_s)``
-requests time out per instance restarted (with a random balancer), and the rest are slow; a
+``1/n`` share of the traffic while cold: about ``rate x warmup_s x exp(-timeout_s / cold_s) / n``
+requests time out per instance restarted (with a random balancer; ``rate x warmup_s x
+exp(-timeout_s / cold_s)`` over the whole rollout), and the rest are slow; a
 readiness probe holds the traffic until the instance is warm, at the cost of a slightly longer
 rollout.
+
+Reproduces (``validate``): the breaking change's error rate over the rollout, the time average of
+``(1 - c) f(t) + c (1 - f(t))`` for the deterministic schedule (each step: n - 1 members with k on v2
+while one instance is out, then n with k + 1); the liveness-only arm's timeouts, ``rate x warmup_s
+x exp(-timeout_s / cold_s)`` (times E[exp(warm time / cold_s)]); none of either for the additive
+change with a readiness check.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import pandas as pd
 
 from models.services import BALANCERS, make_balancer
 from simulator import NO_REPLY, Exponential, LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("additive, readiness check", "breaking, readiness check", "additive, liveness only")
 TAIL_S = 5.0  # simulated time after the last instance is back
@@ -251,3 +258,54 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
                  "one fails requests in proportion to the rollout's progress,\nand a new instance that takes traffic "
                  "before it is ready times out requests that a readiness check would have held back")
     return {"rolling_deploy": fig}
+
+
+def breaking_error_rate(p: Params) -> float:
+    """Time average over the rollout of ``theory("breaking", c, f(t))`` for the deterministic schedule:
+    in step k (k instances already v2) one instance is out for drain + restart + the readiness wait,
+    leaving n - 1 members with k on v2, then all n are in with k + 1 on v2. Poisson arrivals see time
+    averages (PASTA), so this is the expected error rate of requests issued during the rollout."""
+    n, c = p.instances, p.v2_clients
+    out = p.drain_s + p.restart_s + math.ceil(p.warmup_s / p.probe_s + 1e-9) * p.probe_s
+    total = sum(out * theory("breaking", c, k / (n - 1)) + (p.step_s - out) * theory("breaking", c, (k + 1) / n)
+                for k in range(n))
+    return total / (n * p.step_s)
+
+
+def cold_timeouts(p: Params) -> float:
+    """Expected timeouts of the liveness-only rollout: each of n instances is routed 1/n of ``rate``
+    while cold for ``warmup_s``, and a cold request outlasts the timeout with probability
+    P(Exp(cold) + warm work + RTT > timeout) = exp(-timeout/cold) E[exp((work + RTT)/cold)]."""
+    w = p.work_ms / 1e3
+    rtt = 2 * 0.0005 * math.exp(0.3 ** 2 / 2)
+    return p.rate * p.warmup_s * math.exp(-p.timeout_s / p.cold_s) / (1 - w / p.cold_s) * math.exp(rtt / p.cold_s)
+
+
+def validate(quick: bool) -> list[Check]:
+    """:func:`run` on QUICK over seeds against :func:`breaking_error_rate` and :func:`cold_timeouts`, and
+    the additive change with readiness against 0 errors and 0 timeouts. Tolerances: 4 binomial SE of
+    the rollout's requests; 4 Poisson SE of the timeouts; 0 where nothing can fail.
+    """
+    p = QUICK
+    seeds = range(2) if quick else range(30)
+    sm = [run(p, seed=s)["summary"].set_index("arm") for s in seeds]
+    setup = (f"{p.instances} instances, {p.v2_clients:.0%} v2 clients, {p.rate:g} req/s, step {p.step_s:g} s, "
+             f"warm-up {p.warmup_s:g} s (cold +{p.cold_s:g} s), timeout {p.timeout_s:g} s; {len(seeds)} seeds")
+    src = ("Kubernetes docs, 'Performing a Rolling Update' and readiness probes; Kleppmann, DDIA ch. 4 "
+           "(compatibility both ways during a rolling upgrade)")
+    b = "breaking, readiness check"
+    n = sum(x.loc[b, "requests_rollout"] for x in sm)
+    m = float(sum(x.loc[b, "error_rate_rollout"] * x.loc[b, "requests_rollout"] for x in sm) / n)
+    pub = breaking_error_rate(p)
+    checks = [Check(src, setup, "breaking change: error rate during the rollout, mean of (1-c) f + c (1-f)",
+                    round(pub, 5), m, 4 * math.sqrt(pub * (1 - pub) / n), f"4 binomial SE of {n} requests")]
+    xs = [float(x.loc["additive, liveness only", "timeouts"]) for x in sm]
+    pub = cold_timeouts(p)
+    m, ci = mean_ci95(xs)
+    checks.append(Check(src, setup, "liveness only: timeouts per rollout, rate x warmup x exp(-timeout/cold)",
+                        round(pub, 2), m, 4 * math.sqrt(pub / len(xs)), f"4 Poisson SE over {len(xs)} seeds", ci))
+    a = "additive, readiness check"
+    bad = sum(x.loc[a, "timeouts"] + x.loc[a, "error_rate_rollout"] * x.loc[a, "requests_rollout"] for x in sm)
+    checks.append(Check(src, setup, "additive + readiness: errors and timeouts", 0.0, float(bad), 0.0,
+                        "deterministic: every version pair works and no cold instance is in the balancer"))
+    return checks

@@ -21,10 +21,15 @@ grows at ``λ_a + peak_b − μ`` (``μ = connections / query time``), so a new 
 the timeout after ``t* = timeout × μ / (λ_a + peak_b − μ)`` seconds, and the backlog outlives the
 spike. Giving each service its own database, or capping each service's share of the pool,
 confines the overload to the service that caused it.
+
+Reproduces (``validate``): the shared queue's ``t*`` (first quiet-service timeout); with the
+per-service cap, each service's semaphore is an Erlang loss system: the spiking service keeps
+1 - B(peak_b x hold, c/2) of its requests, the quiet one 1 - B(rate_a x hold, c/2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -33,7 +38,7 @@ from models.resilience.limits import BulkheadConfig
 from models.resilience.pipeline import Pipeline, TimeoutConfig
 from models.services import Call, Endpoint, PoissonClient, Service, Spike
 from simulator import Exponential, LogNormal, Simulation, availability
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 ARMS = ("shared pool", "database each", "per-service pool limit")
 USER_TIMEOUT_S = 2.0
@@ -167,3 +172,64 @@ def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
                  "outlives the spike);\na database each, or a per-service cap on connections, keeps the overload "
                  "with the service that caused it")
     return {"shared_database": fig}
+
+
+def _requests(p: Params, seed: int, arm: str, until: float) -> pd.DataFrame:
+    sim = _world(p, seed, arm)
+    sim.run(until=until)
+    df = sim.metrics.requests()
+    return df.assign(service=df.client.astype(str).str.removeprefix("users-"))
+
+
+def validate(quick: bool) -> list[Check]:
+    """:func:`_world`'s shared pool and per-service cap against the closed forms, with a 2 s spike
+    (t* = 1.25 s fits in it) so each run stays short.
+
+    1. Shared pool: orders' queries succeed until the backlog's wait passes the timeout, ``t*`` after
+       the spike starts (:func:`theory`; the queue grows at λ_a + peak_b - μ from ~empty), and none
+       after: availability in the spike = t*/spike_s. (The *first* timeout comes earlier than t*: it
+       is the first passage of a fluctuating queue, biased early by ~1 SD, ~0.1 s here.) Tolerance
+       4 SE of the seeds' mean, the SE from the model (the queue's Poisson fluctuation,
+       ~sqrt((λ + μ) t*) queries, over the growth rate; measured SD per seed agrees: ~0.06).
+    2-3. Per-service cap: each service's semaphore of c/2 permits without wait is M/G/c/c (Erlang B,
+       insensitive to the hold: query + one RTT); the database itself never queues (at most c busy).
+       Tolerance 4 binomial SE of the requests in the spike.
+    """
+    p = dataclasses.replace(QUICK, spike_at=1.0, spike_s=2.0, duration_s=4.0)
+    seeds, capped = (range(1), range(2)) if quick else (range(20), range(10))
+    t_first, ok_b, n_b, ok_a, n_a = [], 0, 0, 0, 0
+    t0, t1 = p.spike_at, p.spike_at + p.spike_s
+    for seed in seeds:
+        df = _requests(p, seed, ARMS[0], until=t1 + p.db_timeout_s + 0.05)
+        o = df[(df.service == "orders") & (df.start >= t0) & (df.start < t1)]
+        t_first.append(float((o.outcome == "ok").mean()))
+    for seed in capped:
+        df = _requests(p, seed, ARMS[2], until=t1 + 0.1)
+        d = df[(df.start >= t0) & (df.start < t1)]
+        b, a = d[d.service == "reports"], d[d.service == "orders"]
+        ok_b, n_b = ok_b + int((b.outcome == "ok").sum()), n_b + len(b)
+        ok_a, n_a = ok_a + int((a.outcome == "ok").sum()), n_a + len(a)
+    setup = (f"{p.connections} connections x {p.query_ms:g} ms, orders {p.rate_a:g}/s, reports {p.rate_b:g} -> "
+             f"{p.peak_b:g}/s for {p.spike_s:g} s, timeout {p.db_timeout_s:g} s")
+    m, ci = mean_ci95(t_first) if len(t_first) > 1 else (t_first[0], None)
+    th = theory(p)
+    # SE from the model, not from a handful of seeds: the crossing moves by the queue's Poisson SD
+    # sqrt((lambda + mu) t*) / growth, plus the binomial noise of the orders counted.
+    lam = p.rate_a + p.peak_b
+    a = th["t_star_s"] / p.spike_s
+    sd = math.hypot(math.sqrt((lam + th["capacity"]) * th["t_star_s"]) / th["growth"] / p.spike_s,
+                    math.sqrt(a * (1 - a) / (p.rate_a * p.spike_s)))
+    checks = [Check("fluid queue: wait = backlog / mu passes the timeout at t* = timeout mu / (lambda - mu)",
+                    setup + f", shared pool; {len(seeds)} seeds", "orders' availability in the spike = t*/spike_s",
+                    round(a, 4), m, 4 * sd / math.sqrt(len(seeds)),
+                    f"4 SE of the mean of {len(seeds)} seeds, SE from the model: the queue's Poisson SD "
+                    "sqrt((lambda + mu) t*)/growth moves the crossing, plus binomial noise", ci)]
+    hold = p.query_ms / 1e3 + 2 * HOP_S * math.exp(0.3 ** 2 / 2)
+    for svc, ok, n, rate in (("reports", ok_b, n_b, p.peak_b), ("orders", ok_a, n_a, p.rate_a)):
+        pub = 1 - erlang_b(rate * hold, p.connections // 2)
+        se = math.sqrt(max(pub * (1 - pub), 1 / n) / n)
+        checks.append(Check("Erlang B formula (Erlang 1917); HikariCP maximumPoolSize as a semaphore bulkhead",
+                            setup + f", per-service cap {p.connections // 2}; {len(capped)} seeds",
+                            f"{svc}' availability in the spike, 1 - B({rate * hold:.1f}, {p.connections // 2})",
+                            round(pub, 5), ok / n, 4 * se, f"4 binomial SE of {n} requests"))
+    return checks
