@@ -26,3 +26,28 @@ def test_cap_partition_rows_follow_gilbert_lynch():
     # the wrong answer (the other arm's figure) lies outside each row's tolerance
     for c, other in ((avail[0], avail[1]), (avail[1], avail[0]), (lin[0], lin[1]), (lin[1], lin[0])):
         assert abs(other.published - c.published) > c.tolerance
+
+
+def test_pacelc_latency_is_the_quorum_order_statistic():
+    import numpy as np
+
+    from experiments import pacelc
+
+    rows = _rows(pacelc)
+    assert len(rows) == 6
+    p = pacelc.QUICK
+    for c in rows:
+        n, k = int(c.quantity.split(" of ")[1].split()[0]), int(c.quantity.split(", ")[1].split()[0])
+        delay = p.write_delay_mean_s if "write" in c.quantity else 0.0
+        # the wrong order statistic (one replica more or fewer) lies outside the tolerance
+        for wrong in (k - 1, k + 1):
+            if 1 <= wrong <= n:
+                alt = pacelc.quorum_latency(n, wrong, p.latency_median_s, p.latency_sigma, delay)[0] * 1e3
+                assert abs(alt - c.published) > c.tolerance, (c, wrong)
+    # the integrator against a plain Monte Carlo of the same model
+    rng = np.random.default_rng(0)
+    legs = rng.lognormal(np.log(0.002), 0.6, size=(400_000, 6))
+    remote = legs[:, 2:4] + legs[:, 4:6] + rng.exponential(0.005, size=(400_000, 2))
+    mc = legs[:, 0] + legs[:, 1] + np.sort(remote, axis=1)[:, 0]  # 2 of 3: the faster remote
+    mean, sd = pacelc.quorum_latency(3, 2, 0.002, 0.6, 0.005)
+    assert abs(mc.mean() - mean) < 4 * mc.std() / np.sqrt(len(mc)) and abs(mc.std() - sd) < 0.01 * sd
