@@ -51,3 +51,17 @@ def test_pacelc_latency_is_the_quorum_order_statistic():
     mc = legs[:, 0] + legs[:, 1] + np.sort(remote, axis=1)[:, 0]  # 2 of 3: the faster remote
     mean, sd = pacelc.quorum_latency(3, 2, 0.002, 0.6, 0.005)
     assert abs(mc.mean() - mean) < 4 * mc.std() / np.sqrt(len(mc)) and abs(mc.std() - sd) < 0.01 * sd
+
+
+def test_cap_frontier_rows_follow_the_quorum_rule():
+    from experiments import cap_frontier
+
+    rows = _rows(cap_frontier)
+    assert len(rows) == 2 + 4 * 5  # raft's minority, and both sides x both ops for five N-R-W configs
+    assert {c.published for c in rows} == {0.0, 1.0}
+    for c in rows:  # the opposite verdict is outside the tolerance
+        assert abs((1 - c.published) - c.published) > c.tolerance, c
+    # R + W <= N configurations serve reads and writes on the minority side; 5-3-3 serves neither
+    minority = {(c.setup.split(",")[0], c.quantity.split()[0]): c.published for c in rows if "minority" in c.quantity}
+    assert minority[("5-2-2", "read")] == minority[("5-2-2", "write")] == 1.0
+    assert minority[("5-3-3", "read")] == minority[("5-3-3", "write")] == 0.0
