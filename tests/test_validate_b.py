@@ -65,3 +65,22 @@ def test_cap_frontier_rows_follow_the_quorum_rule():
     minority = {(c.setup.split(",")[0], c.quantity.split()[0]): c.published for c in rows if "minority" in c.quantity}
     assert minority[("5-2-2", "read")] == minority[("5-2-2", "write")] == 1.0
     assert minority[("5-3-3", "read")] == minority[("5-3-3", "write")] == 0.0
+
+
+def test_clock_skew_lww_lost_fraction_matches_the_closed_form():
+    import numpy as np
+
+    from experiments import clock_skew_lww
+
+    rows = _rows(clock_skew_lww)
+    lww = [c for c in rows if "LWW" in c.quantity]
+    assert len(lww) == 2 and lww[0].published < lww[1].published
+    p = clock_skew_lww.QUICK
+    for c, skew in zip(lww, (0.02, 0.2)):
+        rate = float(c.setup.split(" writes/s")[0].rsplit(" ", 1)[1])
+        naive = 1 - np.exp(-rate * skew)  # "a write is lost if any write came within the skew before it"
+        assert abs(naive - c.published) > c.tolerance, c
+    # the closed form: no skew, no loss; one coordinator ahead by d with no network: 1 - exp(-rate d)
+    assert clock_skew_lww.lww_lost_fraction([0.0, 0.0], [0.5, 0.5], 20.0, p.latency_median_s) == 0.0
+    one = clock_skew_lww.lww_lost_fraction([0.0, 0.05], [0.5, 0.5], 20.0, 1e-12)
+    assert abs(one - 0.5 * (1 - np.exp(-20.0 * 0.5 * 0.05))) < 1e-9
