@@ -84,3 +84,15 @@ def test_clock_skew_lww_lost_fraction_matches_the_closed_form():
     assert clock_skew_lww.lww_lost_fraction([0.0, 0.0], [0.5, 0.5], 20.0, p.latency_median_s) == 0.0
     one = clock_skew_lww.lww_lost_fraction([0.0, 0.05], [0.5, 0.5], 20.0, 1e-12)
     assert abs(one - 0.5 * (1 - np.exp(-20.0 * 0.5 * 0.05))) < 1e-9
+
+
+def test_crdt_convergence_is_strongly_eventually_consistent_and_converges_in_t_over_3():
+    from experiments import crdt_convergence
+
+    rows = _rows(crdt_convergence)
+    assert [c.published for c in rows[:2]] == [1.0, 0.0]
+    conv = rows[2]
+    t = crdt_convergence.QUICK.gossip_interval_s
+    # naive: wait for one given replica's next round (T/2), or a whole interval (T)
+    for wrong in (conv.published + t / 2 - t / 3, conv.published + t - t / 3):
+        assert abs(wrong - conv.published) > conv.tolerance
