@@ -96,3 +96,14 @@ def test_crdt_convergence_is_strongly_eventually_consistent_and_converges_in_t_o
     # naive: wait for one given replica's next round (T/2), or a whole interval (T)
     for wrong in (conv.published + t / 2 - t / 3, conv.published + t - t / 3):
         assert abs(wrong - conv.published) > conv.tolerance
+
+
+def test_consistency_ladder_rows_follow_the_hat_table():
+    from experiments import consistency_ladder as cl
+
+    rows = _rows(cl)
+    assert len(rows) == 6
+    assert [c.published for c in rows] == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    for c in rows:  # the opposite class is outside the tolerance
+        assert abs(1 - 2 * c.published) > c.tolerance, c
+    assert rows[0].setup.startswith(cl.RUNGS[0]) and rows[-1].setup.startswith(cl.RUNGS[1])
