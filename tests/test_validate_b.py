@@ -107,3 +107,24 @@ def test_consistency_ladder_rows_follow_the_hat_table():
     for c in rows:  # the opposite class is outside the tolerance
         assert abs(1 - 2 * c.published) > c.tolerance, c
     assert rows[0].setup.startswith(cl.RUNGS[0]) and rows[-1].setup.startswith(cl.RUNGS[1])
+
+
+def test_token_expiry_skew_matches_its_closed_forms():
+    import re
+
+    from experiments import token_expiry_skew as tes
+
+    rows = _rows(tes)
+    rejected = [c for c in rows if "rejected" in c.quantity]
+    accepted = [c for c in rows if "accepted" in c.quantity]
+    assert len(rejected) == 6 and len(accepted) == 6
+    for c in rows:
+        T, s, L = (float(x) for x in re.match(r"lifetime (\S+) s, clocks within \+-(\S+) s .* leeway (\S+) s",
+                                              c.setup).groups())
+        if c in rejected:
+            naive = (2 * s - L) / T  # "the worst-case skew beyond the leeway over the lifetime"
+        elif L == 0:
+            naive = 0.0  # "without leeway no expired token is accepted" (ignores the clocks ahead)
+        else:
+            continue
+        assert abs(naive - c.published) > c.tolerance, c
