@@ -128,3 +128,15 @@ def test_token_expiry_skew_matches_its_closed_forms():
         else:
             continue
         assert abs(naive - c.published) > c.tolerance, c
+
+
+def test_failure_detectors_phi_fires_on_ten_to_the_minus_phi_of_the_gaps():
+    import math
+
+    from experiments import failure_detectors as fd
+
+    (row,) = _rows(fd)
+    assert row.published == 0.1
+    # naive readings: phi as a natural log (e^-1), or "phi = 1 suspects every other gap" (0.5)
+    for wrong in (math.exp(-1), 0.5, 0.01):
+        assert abs(wrong - row.published) > row.tolerance
