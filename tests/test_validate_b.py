@@ -140,3 +140,16 @@ def test_failure_detectors_phi_fires_on_ten_to_the_minus_phi_of_the_gaps():
     # naive readings: phi as a natural log (e^-1), or "phi = 1 suspects every other gap" (0.5)
     for wrong in (math.exp(-1), 0.5, 0.01):
         assert abs(wrong - row.published) > row.tolerance
+
+
+def test_fencing_tokens_rows_are_exact_and_their_counterparts_fail():
+    import re
+
+    from experiments import fencing_tokens as ft
+
+    rows = _rows(ft)
+    assert len(rows) == 1 + len(ft.QUICK.drifts_ppm) and all(c.published == 0.0 for c in rows)
+    # the same runs without fencing apply stale writes, and a margin without the drift writes outside the lease
+    assert int(re.search(r"without fencing: (\d+) stale", rows[0].setup).group(1)) > 0
+    worst = rows[-1]
+    assert "5.0%" in worst.setup and int(re.search(r": (\d+) outside", worst.setup).group(1)) > 0
