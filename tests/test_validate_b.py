@@ -153,3 +153,17 @@ def test_fencing_tokens_rows_are_exact_and_their_counterparts_fail():
     assert int(re.search(r"without fencing: (\d+) stale", rows[0].setup).group(1)) > 0
     worst = rows[-1]
     assert "5.0%" in worst.setup and int(re.search(r": (\d+) outside", worst.setup).group(1)) > 0
+
+
+def test_slo_burn_alerts_detect_after_b_b_w_over_e():
+    from experiments import slo_burn_alerts as sba
+
+    rows = _rows(sba)
+    det = [c for c in rows if c.quantity.startswith("detection")]
+    budget = [c for c in rows if "budget" in c.quantity]
+    assert [round(c.published, 2) for c in det] == [8.64, 21.6, 0.72] and [c.published for c in budget] == [0.02]
+    for c in det:  # naive: "a windowed alert detects after its window" (60, 360 or 5 min)
+        name = c.quantity.split("fired by ")[1].split(" at ")[0].removeprefix("page ").split("/")[0]
+        window_min = {"1h": 60, "6h": 360, "5m": 5}[name]
+        assert abs(window_min - c.published) > c.tolerance, c
+    assert abs(0.05 - budget[0].published) > budget[0].tolerance  # the other Table 5-8 row
