@@ -167,3 +167,14 @@ def test_slo_burn_alerts_detect_after_b_b_w_over_e():
         window_min = {"1h": 60, "6h": 360, "5m": 5}[name]
         assert abs(window_min - c.published) > c.tolerance, c
     assert abs(0.05 - budget[0].published) > budget[0].tolerance  # the other Table 5-8 row
+
+
+def test_debugging_with_traces_blames_the_db_and_fails_at_the_timeout_tail():
+    from experiments import debugging_with_traces as dwt
+
+    blame, share, match = _rows(dwt)
+    assert blame.published == 1.0 and match.published == 0.0
+    # naive: "a 100x slower db fails every request" / "a median at the timeout fails none"
+    for wrong in (1.0, 0.0):
+        assert abs(wrong - share.published) > share.tolerance
+    assert 0.5 < share.published < 0.52  # the query's median equals the timeout; the round trip tips it over half
