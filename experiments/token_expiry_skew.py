@@ -141,10 +141,10 @@ def validate(quick: bool) -> list[Check]:
                  f"sync, no drift), leeway {L:g} s, {p.services} services; {len(g)} seeds x {p.requests} requests")
         for col, pub, q, src in (
                 ("wrongly_rejected", g.expected_rejected.iloc[0], "share of valid requests rejected",
-                 "RFC 7519 §4.1.4-4.1.5 (exp, nbf, leeway); closed form (2s - L)^3 / (12 s^2 T)"),
+                 "RFC 7519 §4.1.4-4.1.5 (exp and nbf with leeway): closed form (2s - L)^3 / (12 s^2 T)"),
                 ("wrongly_accepted", g.expected_accepted.iloc[0],
                  f"share of requests within {p.late_window_s:g} s after exp accepted",
-                 "RFC 7519 §4.1.4 (leeway); closed form E[clip(L - d, 0, W)] / W, d triangular")):
+                 "RFC 7519 §4.1.4 (exp with leeway): closed form E[clip(L - d, 0, W)] / W, d triangular")):
             if pub == 0 or sk == 0 or (col == "wrongly_accepted" and T != t_min):
                 continue  # trivially 0 (or exact by construction with skew 0); acceptance does not depend on T
             m, ci = mean_ci95(g[col])
