@@ -29,6 +29,11 @@ for more replicas.
 Clock skew erodes even R + W > N: LWW by skewed clocks can order a later write before an earlier one, so a quorum
 read returns the older value and the later write is lost; only with skew_s = 0 is R + W > N never stale and LWW
 never loses an acknowledged write.
+
+Reproduces (``validate``): the quorum arithmetic of the lesson row by row — a side of s replicas
+serves reads iff R <= s and writes iff W <= s (Gifford, SOSP 1979; DeCandia et al. 2007 §4.5;
+Gilbert & Lynch 2002 for Raft's minority) — as availability 1 or 0 of every operation issued on
+each side during the partition.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from models.replication.kv import KVWorkload
 from models.replication.pbs import parse_nrw
 from simulator import Exponential, LogNormal, Simulation
 from simulator.history import History
-from simulator.runner import param, parameters
+from simulator.runner import Check, param, parameters
 
 REPLICAS = 5
 MINORITY = 2  # replicas cut off; the other REPLICAS - MINORITY are the majority
@@ -153,6 +158,46 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                    else 0.0)
         rows.append(row)
     return {"summary": pd.DataFrame(rows), "ops": pd.concat(ops, ignore_index=True), **histories}
+
+
+def validate(quick: bool) -> list[Check]:
+    """Per configuration, side and operation: availability against the quorum rule (1 iff the
+    side holds the R or W replicas the operation waits for; Raft: 0 on the minority, whose two
+    replicas cannot form a majority of five).
+
+    Measured over operations issued from ``partition_at`` until one client timeout before the
+    heal (a later one may be answered after the heal, which the rule says nothing about), so the
+    rule is exact for every operation: tolerance = half an operation of the side's count.
+    """
+    p = QUICK if quick else Params()
+    seeds = (1,) if quick else (1, 2, 3)
+    ops = pd.concat([run(p, seed)["ops"] for seed in seeds], ignore_index=True)
+    heal_at = p.partition_at + p.partition_s
+    d = ops[(ops.start >= p.partition_at) & (ops.start < heal_at - p.timeout_s)]
+    checks = []
+    for config in p.configs:
+        sides = {"minority": MINORITY, "majority": REPLICAS - MINORITY}
+        for side, size in sides.items():
+            for op in ("read", "write"):
+                if config == "raft":
+                    if side == "majority":
+                        continue  # an election may be needed first: no exact rule for that side
+                    need, pub = "a majority (3)", 0.0
+                else:
+                    _, r, w = parse_nrw(config)
+                    q = r if op == "read" else w
+                    need, pub = f"{'R' if op == 'read' else 'W'} = {q}", float(q <= size)
+                x = d[(d.config == config) & (d.side == side) & (d.op == op)]
+                checks.append(Check(
+                    source="Gifford, SOSP 1979; DeCandia et al., Dynamo, SOSP 2007 §4.5 (no sloppy quorum)"
+                    if config != "raft" else "Gilbert & Lynch 2002, Theorem 1; Ongaro & Ousterhout 2014 (majority)",
+                    setup=f"{config}, {REPLICAS} replicas split {MINORITY} | {REPLICAS - MINORITY}, {side} side "
+                          f"({size} replicas), needs {need}; {len(x)} {op}s over {len(seeds)} seed(s)",
+                    quantity=f"{op} availability on the {side} side (1 iff it holds the quorum)",
+                    published=pub, measured=_ok_share(x), tolerance=0.5 / max(len(x), 1),
+                    why="the rule holds for every operation issued at least one timeout before the heal: less "
+                        "than one operation of the side's count"))
+    return checks
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> list[int]:

@@ -17,6 +17,10 @@ probability of being wrong *under its model*, but a normal fit to regular heartb
 nothing of GC pauses: here plain phi raises more false alarms than a fixed timeout for the same
 detection time. Telling it how long a pause is acceptable (Akka) moves its curve down to about
 the fixed timeout's frontier: the knob that matters is how long a silence you tolerate.
+
+Reproduces (``validate``): phi's own reading, in the setting its model assumes (Hayashibara et
+al. 2004, eq. 1-2): with normally distributed heartbeat inter-arrival times, no loss and no
+pauses, a threshold phi fires falsely on a fraction 10^-phi of the heartbeat gaps.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from models.coordination import DetectorConfig, FailureDetector
-from simulator import LogNormal, Simulation
-from simulator.runner import param, parameters
+from simulator import LogNormal, Normal, Simulation
+from simulator.runner import Check, param, parameters
 
 
 @parameters
@@ -93,6 +97,65 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                     detection_max_s=("detection_s", "max")))
     summary["false_positives_per_min"] *= 60.0 / p.alive_s
     return {"trials": trials, "summary": summary}
+
+
+def false_positives_normal(threshold: float, seed: int, heartbeats: int, interval_s: float = 1.0,
+                           latency_sd_s: float = 0.1, check_s: float = 0.01, window: int = 100) -> tuple[int, int]:
+    """(false suspicions, heartbeat gaps) of a phi detector after its window has filled, with
+    Normal one-way latency (so each gap, T + L_k - L_(k-1), is normal with sd sqrt(2) x latency sd),
+    no loss, no pauses, and a standard-deviation floor far below the true spread."""
+    sim = Simulation(seed=seed)
+    sim.network(latency=Normal(5 * latency_sd_s, latency_sd_s))  # truncation at 0 is 5 sd away
+    cfg = DetectorConfig(kind="phi", threshold=threshold, interval_s=interval_s, check_s=check_s, window=window,
+                         min_std_s=1e-6)
+    fd = FailureDetector(sim, "monitor", "node", cfg)
+    warm = (window + 2) * interval_s  # before that the estimate rests on few gaps
+    until = warm + heartbeats * interval_s
+    sim.run(until=until)
+    return sum(1 for a, _ in fd.intervals(until) if a > warm), heartbeats
+
+
+def validate(quick: bool) -> list[Check]:
+    """False suspicions per heartbeat gap against 10^-phi (normal inter-arrivals).
+
+    Tolerance: 4 binomial standard errors, plus two stated setup terms: the detector looks every
+    ``check_s``, so a gap must outlast the threshold by a uniform share of a check, which lowers
+    the rate to (1/d) int_z^(z+d) Q(u) du (d = check / gap sd); and the mean and sd are estimated
+    from the last 100 gaps, whose noise raises it by about z^3 phi(z) / (4 (n - 1)) (a second-order
+    expansion of E[Q(z sd_hat / sd)]).
+    """
+    import math
+
+    levels = ((1.0, 1, 800),) if quick else ((1.0, 3, 2000), (2.0, 5, 2000), (3.0, 8, 2000))
+    sd_gap, check, window = math.sqrt(2) * 0.1, 0.01, 100
+    checks = []
+    for phi_level, runs, beats in levels:
+        fp = n = 0
+        for r in range(runs):
+            a, b = false_positives_normal(phi_level, trial_seed(2004, r), beats)
+            fp, n = fp + a, n + b
+        pub = 10 ** -phi_level
+        z = -_ndtri(pub)
+        d = check / sd_gap
+        u = np.linspace(z, z + d, 201)
+        grid = pub - float(np.mean([0.5 * math.erfc(x / math.sqrt(2)) for x in u]))
+        est = z ** 3 * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / (4 * (window - 1))
+        tol = 4 * math.sqrt(pub * (1 - pub) / n) + grid + est
+        checks.append(Check(
+            source="Hayashibara, Defago, Yared & Katayama, 'The phi accrual failure detector', SRDS 2004, eq. 1-2",
+            setup=f"heartbeat every 1 s, one-way latency Normal(0.5 s, 0.1 s): gaps normal, sd {sd_gap:.3f} s; no "
+                  f"loss or pauses; window {window}, checks every {check * 1e3:g} ms; {n} gaps in {runs} run(s)",
+            quantity=f"false suspicions per heartbeat gap at phi = {phi_level:g}", published=pub, measured=fp / n,
+            tolerance=tol,
+            why=f"4 binomial standard errors ({4 * math.sqrt(pub * (1 - pub) / n):.3g}) + the check grid "
+                f"(-{grid:.2g}) + the window's estimation noise (+{est:.2g})"))
+    return checks
+
+
+def _ndtri(p: float) -> float:
+    from scipy.special import ndtri
+
+    return float(ndtri(p))
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

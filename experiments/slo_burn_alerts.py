@@ -18,6 +18,11 @@ half an hour after the errors stop. A single short window pages quickest but als
 harmless spike (and flaps during the slow burn, where only a few errors fall in 5 minutes); a
 single long window ignores the spike but detects late (≈ 22 min for the fast burn) and stays
 firing for hours after the errors have stopped.
+
+Reproduces (``validate``): the Workbook's detection time ``B·b·w/e`` for each policy and incident
+(Workbook ch. 5, "Alerting on SLOs", §"Multiple burn rate alerts"), the budget each page alert
+lets burn before it fires (Table 5-8: 2% for 1 h at 14.4, 5% for 6 h at 6), and no page for a
+spike whose errors never lift the 1 h and 6 h windows to their thresholds.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from simulator.observe.slo import (
     score,
     workbook_policy,
 )
-from simulator.runner import param, parameters
+from simulator.runner import Check, mean_ci95, param, parameters
 
 
 @parameters
@@ -163,6 +168,75 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
             "alerts": alerts_df.rename(columns={"fired_at": "fired_at_h", "reset_at": "reset_at_h"}),
             "firing": pd.concat(fired, ignore_index=True).assign(t_h=lambda d: d["t"] * to_h),
             "burn": burn.assign(t_h=burn["t"] * to_h), "budget": budget.assign(t_h=budget["t"] * to_h)}
+
+
+WORKBOOK = "Beyer et al. (eds.), The Site Reliability Workbook (O'Reilly 2018), ch. 5 'Alerting on SLOs'"
+# quick: one fast burn after 6 h of baseline (the 6 h windows full), the other incidents out of the way
+VALIDATE_QUICK = Params(duration_h=6.75, warmup_h=5.0, fast_at_h=6.0, spike_at_h=6.6, slow_at_h=6.7, slow_h=0.05,
+                        requests_per_hour=6000.0)
+
+
+def validate(quick: bool) -> list[Check]:
+    """Detection times against ``B·b·w/e`` (the alert pair that fires first; ``b`` = 1 - target).
+
+    Tolerance: the evaluation step (an alert is seen at the first step after it crosses), plus
+    the shift the baseline error ratio e0 gives (the exact crossing is w (B b - e0) / (e - e0)),
+    plus 3 standard errors of the crossing time over the seeds: at the threshold the window holds
+    K = B b w lambda errors (Poisson, sd sqrt(K)), which accrue at lambda (e - e0) a second.
+    """
+    p = VALIDATE_QUICK if quick else Params()
+    seeds = (1, 2) if quick else (1, 2, 3, 4, 5)
+    s = pd.concat([run(p, seed)["summary"] for seed in seeds], ignore_index=True).set_index("arm")
+    b, lam = 1 - p.target, p.requests_per_hour / HOUR
+    policies = arms()
+    names = list(policies)
+    checks = []
+    cases = [(names[2], "fast"), (names[1], "fast"), (names[0], "fast")]
+    if not quick:
+        cases += [(names[2], "slow"), (names[1], "slow")]
+    inc = incidents(p)
+    for arm, key in cases:
+        _s, _e, e = inc[f"{key} burn"]
+        # the page pairs that can fire on this error ratio; each needs its long window's crossing
+        # (the short one crosses first) and the first pair to fire wins
+        firing = [a for a in policies[arm] if a.severity == "page" and e > a.burn_rate * b]
+        a = min(firing, key=lambda a: a.burn_rate * b * a.long_s / e)
+        pub = a.burn_rate * b * a.long_s / e
+        exact = a.long_s * (a.burn_rate * b - p.baseline) / (e - p.baseline)
+        sd = math.sqrt(a.burn_rate * b * a.long_s * lam) / (lam * (e - p.baseline))
+        col = s.loc[arm, f"{key}_detect_min"]
+        m, ci = mean_ci95(col.to_numpy(float))
+        tol = (p.step_s + abs(pub - exact) + 3 * sd / math.sqrt(len(seeds))) / MINUTE
+        setup = (f"{arm}; {key} burn at error ratio {e:g} (baseline {p.baseline:g}), SLO {p.target:g} over "
+                 f"{p.window_days:g} days, {p.requests_per_hour:g} req/h, evaluated every {p.step_s:g} s; "
+                 f"{len(seeds)} seeds")
+        checks.append(Check(
+            source=f"{WORKBOOK}, detection time = (1 - SLO) / error ratio x window x burn rate", setup=setup,
+            quantity=f"detection time (min), fired by {a.name} at {a.burn_rate:g}x", published=pub / MINUTE,
+            measured=m, tolerance=tol, ci95=ci,
+            why=f"evaluation step {p.step_s:g} s + baseline shift {abs(pub - exact) / MINUTE:.2f} min + 3 SE of the "
+                f"Poisson crossing time (sd {sd / MINUTE:.2f} min per run)"))
+        if arm == names[2]:
+            scale = e / (b * p.window_days * DAY)  # budget share per second of the incident
+            bud = s.loc[arm, f"{key}_budget_before_page"].to_numpy(float)
+            bm, bci = mean_ci95(bud)
+            checks.append(Check(
+                source=f"{WORKBOOK}, Table 5-8 (budget consumption {a.burn_rate * a.long_s / (p.window_days * DAY):.0%}"
+                       f" for {a.long_s / HOUR:g} h at {a.burn_rate:g})", setup=setup,
+                quantity="share of the 30-day budget spent before the page", published=a.burn_rate * a.long_s /
+                (p.window_days * DAY), measured=bm, tolerance=tol * MINUTE * scale, ci95=bci,
+                why="the detection time's tolerance, times the incident's budget share per second"))
+    if not quick:
+        for arm in names[1:]:
+            checks.append(Check(
+                source=f"{WORKBOOK} (a short spike lifts the 1 h / 6 h windows to e x spike / w < B b)",
+                setup=f"{arm}; spike of {p.spike_min:g} min at error ratio {p.spike_ratio:g}; {len(seeds)} seeds",
+                quantity="runs that page for the harmless spike", published=0.0,
+                measured=float(s.loc[arm, "harmless_paged"].astype(bool).sum()), tolerance=0.0,
+                why=f"1 h window peak {p.spike_ratio * p.spike_min / 60:.4f} < 14.4 b = {14.4 * b:.4f}; 6 h "
+                    f"window peak {p.spike_ratio * p.spike_min / 360:.5f} < 6 b = {6 * b:.4f}: the 1 h gap is "
+                    f"many Poisson sd at this request rate"))
+    return checks
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
