@@ -1,0 +1,27 @@
+"""The messaging and transactions experiments' ``validate`` rows (issue 24, group c).
+
+Each test asserts that the quick rows pass and that they could fail: the closed form differs from a
+naive wrong alternative (or from the other arm of the same run) by more than the stated tolerance.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import delivery_semantics
+
+
+def _all_pass(checks):
+    assert checks
+    for c in checks:
+        assert c.passed, c
+        assert c.tolerance >= 0 and c.why and c.source
+    return checks
+
+
+def test_validate_delivery_semantics_each_arm_meets_the_kafka_definition():
+    checks = _all_pass(delivery_semantics.validate(True))
+    assert len(checks) == 4 and all(c.published == 0 and c.tolerance == 0 for c in checks)
+    # The faults bite: the same run's other commit orders break exactly the guarantee the arm keeps.
+    assert delivery_semantics._faulted_arm(1, "after", None)["duplicated"] > 0
+    assert delivery_semantics._faulted_arm(1, "before", None)["lost"] > 0
