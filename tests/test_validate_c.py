@@ -6,9 +6,11 @@ naive wrong alternative (or from the other arm of the same run) by more than the
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from experiments import delivery_semantics
+from experiments import delivery_semantics, visibility_timeout
 
 
 def _all_pass(checks):
@@ -25,3 +27,12 @@ def test_validate_delivery_semantics_each_arm_meets_the_kafka_definition():
     # The faults bite: the same run's other commit orders break exactly the guarantee the arm keeps.
     assert delivery_semantics._faulted_arm(1, "after", None)["duplicated"] > 0
     assert delivery_semantics._faulted_arm(1, "before", None)["lost"] > 0
+
+
+def test_validate_visibility_timeout_is_the_lognormal_tail_not_an_exponential_one():
+    checks = _all_pass(visibility_timeout.validate(True))
+    assert len(checks) == 3
+    # The naive alternative, exponential handling times with the same mean (P = exp(-V/mean)), is off
+    # by more than the tolerance at 0.5x and 2x: the rows can tell a tail's shape apart.
+    for c, m in ((checks[0], 0.5), (checks[2], 2.0)):
+        assert abs(math.exp(-m) - c.published) > c.tolerance
