@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from experiments import delivery_semantics, visibility_timeout
+from experiments import delivery_semantics, kafka_acks, visibility_timeout
 
 
 def _all_pass(checks):
@@ -36,3 +36,14 @@ def test_validate_visibility_timeout_is_the_lognormal_tail_not_an_exponential_on
     # by more than the tolerance at 0.5x and 2x: the rows can tell a tail's shape apart.
     for c, m in ((checks[0], 0.5), (checks[2], 2.0)):
         assert abs(math.exp(-m) - c.published) > c.tolerance
+
+
+def test_validate_kafka_acks_counts_the_isolated_leaders_writes():
+    lost1, lost_all = _all_pass(kafka_acks.validate(True))
+    assert lost_all.published == 0 and lost_all.tolerance == 0
+    # acks=1 does lose: the row could not pass with "acks=1 is safe" (0), nor with keys spread evenly
+    # over the partitions (rate x window / partitions) instead of the hash's actual share.
+    p = kafka_acks.Params(rate=400.0, produce_until=7.0, recover_at=8.0, duration_s=11.0)
+    even = p.rate * (p.crash_at - p.cut_at) / p.partitions
+    assert abs(lost1.published - 0) > lost1.tolerance
+    assert abs(lost1.published - even) > lost1.tolerance
