@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from experiments import delivery_semantics, kafka_acks, visibility_timeout
+from experiments import delivery_semantics, kafka_acks, queue_vs_http, visibility_timeout
 
 
 def _all_pass(checks):
@@ -47,3 +47,13 @@ def test_validate_kafka_acks_counts_the_isolated_leaders_writes():
     even = p.rate * (p.crash_at - p.cut_at) / p.partitions
     assert abs(lost1.published - 0) > lost1.tolerance
     assert abs(lost1.published - even) > lost1.tolerance
+
+
+def test_validate_queue_vs_http_backlog_and_catch_up():
+    rpc, queue, backlog, catch_up = _all_pass(queue_vs_http.validate(True))
+    assert (rpc.published, queue.published) == (0.0, 1.0) and rpc.tolerance < 0.5
+    th = queue_vs_http.theory(queue_vs_http.Params(rate=60.0, outage_at=5.0, outage_s=10.0, duration_s=26.0))
+    # The naive drain time backlog / mu (forgetting that orders keep arriving) is outside the tolerance,
+    # and so is a backlog that forgot half the outage.
+    assert abs(th["backlog"] / th["capacity"] - catch_up.published) > catch_up.tolerance
+    assert abs(th["backlog"] / 2 - backlog.published) > backlog.tolerance
