@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
-from experiments import delivery_semantics, kafka_acks, queue_vs_http, visibility_timeout
+from experiments import (
+    delivery_semantics,
+    kafka_acks,
+    poison_messages,
+    queue_vs_http,
+    visibility_timeout,
+)
 
 
 def _all_pass(checks):
@@ -57,3 +61,15 @@ def test_validate_queue_vs_http_backlog_and_catch_up():
     # and so is a backlog that forgot half the outage.
     assert abs(th["backlog"] / th["capacity"] - catch_up.published) > catch_up.tolerance
     assert abs(th["backlog"] / 2 - backlog.published) > backlog.tolerance
+
+
+def test_validate_poison_messages_redrive_arithmetic():
+    std, fifo, block, loop = _all_pass(poison_messages.validate(True))
+    p = poison_messages.QUICK
+    assert std.published == fifo.published == p.max_receive_count and std.tolerance == 0
+    # An off-by-one redrive rule ((m - 1) x V or (m + 1) x V of blocking) would miss the row.
+    assert block.tolerance < p.visibility_s
+    # Without a DLQ the loop really runs: many more receives than maxReceiveCount.
+    _, _, cons = poison_messages._arm(p, 1, *poison_messages.ARMS["standard, no DLQ"])
+    k = poison_messages.poison_id(p)
+    assert sum(r[0] == k for r in cons.receipts) > 2 * p.max_receive_count
