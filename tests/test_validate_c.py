@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from experiments import (
+    consumer_rebalance,
     delivery_semantics,
     kafka_acks,
     poison_messages,
@@ -73,3 +74,17 @@ def test_validate_poison_messages_redrive_arithmetic():
     _, _, cons = poison_messages._arm(p, 1, *poison_messages.ARMS["standard, no DLQ"])
     k = poison_messages.poison_id(p)
     assert sum(r[0] == k for r in cons.receipts) > 2 * p.max_receive_count
+
+
+def test_validate_consumer_rebalance_two_per_long_pause():
+    storm, long_session, short_pauses = _all_pass(consumer_rebalance.validate(True))
+    joins = long_session.published
+    pauses = (storm.published - joins) / 2
+    assert pauses >= 3 and long_session.tolerance == short_pauses.tolerance == 0
+    # "one rebalance per pause" (eviction only, or a rejoin that does not rebalance) would miss.
+    assert abs(joins + pauses - storm.published) > storm.tolerance
+
+
+def test_close_pairs_counts_only_different_members():
+    starts = {"a": [1.0, 1.1], "b": [1.2, 5.0], "c": [9.0]}
+    assert consumer_rebalance._close_pairs(starts, 0.3) == 2  # a@1.0-b@1.2, a@1.1-b@1.2; not a-a
