@@ -14,6 +14,7 @@ from experiments import (
     kafka_acks,
     poison_messages,
     queue_vs_http,
+    saga_vs_2pc,
     visibility_timeout,
 )
 
@@ -88,3 +89,13 @@ def test_validate_consumer_rebalance_two_per_long_pause():
 def test_close_pairs_counts_only_different_members():
     starts = {"a": [1.0, 1.1], "b": [1.2, 5.0], "c": [9.0]}
     assert consumer_rebalance._close_pairs(starts, 0.3) == 2  # a@1.0-b@1.2, a@1.1-b@1.2; not a-a
+
+
+def test_validate_saga_vs_2pc_message_counts_and_availability():
+    msgs_2pc, msgs_saga, av_2pc, av_saga = _all_pass(saga_vs_2pc.validate(True))
+    # Without the acknowledgments (3 per participant) or counting the saga like 2PC, the counts miss.
+    assert abs(2 + 3 * 3 - msgs_2pc.published) > msgs_2pc.tolerance
+    assert abs(2 + 4 * 3 - msgs_saga.published) > msgs_saga.tolerance
+    # 2PC during a one-third outage is not the saga's 1, and not 1 minus the outage counted twice.
+    assert abs(1.0 - av_2pc.published) > av_2pc.tolerance and av_saga.published == 1.0
+    assert abs(1 / 3 - av_2pc.published) > av_2pc.tolerance
