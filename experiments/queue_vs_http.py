@@ -198,7 +198,7 @@ def validate(quick: bool) -> list[Check]:
               4 * se_backlog + p.rate * grid + BATCH * p.inventory_workers,
               "4 Poisson SE of the arrivals in the outage, plus rate x the 0.25 s sampling grid and the "
               "messages the consumers held when they went down", cip),
-        Check("catch-up = backlog / (mu - rate) (fluid queue drain)", setup + f"; mu from the work plus delete "
+        Check("catch-up = backlog / (mu - rate) (fluid queue drain)", setup + "; mu from the work plus delete "
               "and 1/10 receive round trips", "inventory queue: seconds to drain after recovery", th["catch_up_s"],
               mc, (4 * se_backlog + BATCH * p.inventory_workers) / (th["capacity"] - p.rate) + grid,
               "the backlog's 4 Poisson SE and the 'drained' threshold (10 x workers messages) at mu - rate, "

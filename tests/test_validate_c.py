@@ -11,6 +11,7 @@ import math
 from experiments import (
     consumer_rebalance,
     delivery_semantics,
+    idempotency_keys,
     kafka_acks,
     poison_messages,
     queue_vs_http,
@@ -99,3 +100,14 @@ def test_validate_saga_vs_2pc_message_counts_and_availability():
     # 2PC during a one-third outage is not the saga's 1, and not 1 minus the outage counted twice.
     assert abs(1.0 - av_2pc.published) > av_2pc.tolerance and av_saga.published == 1.0
     assert abs(1 / 3 - av_2pc.published) > av_2pc.tolerance
+
+
+def test_validate_idempotency_keys_geometric_sum():
+    checks = _all_pass(idempotency_keys.validate(True))
+    no_keys = [c for c in checks if c.quantity.startswith("no keys")]
+    q = idempotency_keys.Params().reply_loss
+    # The series truncated at n, not its limit 1 / (1 - q) (unbounded retries), at n = 2.
+    assert abs(1 / (1 - q) - no_keys[0].published) > no_keys[0].tolerance
+    assert idempotency_keys.executions_moments(0.0, 5) == (1.0, 0.0)
+    m, var = idempotency_keys.executions_moments(0.5, 2)  # X = 1 or 2 with prob 1/2 each
+    assert m == pytest.approx(1.5) and var == pytest.approx(0.25)
