@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from experiments import (
     consumer_rebalance,
     delivery_semantics,
     idempotency_keys,
     kafka_acks,
+    outbox_vs_dual_write,
     poison_messages,
     queue_vs_http,
     saga_vs_2pc,
@@ -111,3 +114,13 @@ def test_validate_idempotency_keys_geometric_sum():
     assert idempotency_keys.executions_moments(0.0, 5) == (1.0, 0.0)
     m, var = idempotency_keys.executions_moments(0.5, 2)  # X = 1 or 2 with prob 1/2 each
     assert m == pytest.approx(1.5) and var == pytest.approx(0.25)
+
+
+def test_validate_outbox_vs_dual_write_crash_window():
+    lost, phantom, *outbox = _all_pass(outbox_vs_dual_write.validate(True))
+    # An atomic pair of writes (0 lost) is outside the tolerance, and so is the wrong window (the whole
+    # mean time between crashes, or twice the gap).
+    for c in (lost, phantom):
+        assert c.published > c.tolerance
+    assert abs(1 - math.exp(-2 * 0.05 / 0.5) - lost.published) > lost.tolerance
+    assert all(c.published == 0 and c.tolerance == 0 for c in outbox)
