@@ -12,6 +12,7 @@ import pytest
 
 from experiments import (
     consumer_rebalance,
+    cqrs_read_lag,
     delivery_semantics,
     idempotency_keys,
     kafka_acks,
@@ -135,3 +136,11 @@ def test_validate_saga_orchestration_message_count_and_completion():
     # The outage really leaves orders mid-saga, so "nothing unfinished after the drain" is not vacuous.
     r = saga_orchestration_vs_choreography._one(saga_orchestration_vs_choreography.QUICK, 1, "choreographed")
     assert r["pending_mid_outage"] > 0
+
+
+def test_validate_cqrs_read_lag_is_mm1():
+    lag100, lag200, ryw = _all_pass(cqrs_read_lag.validate(True))
+    # Service time alone (1/mu, no queueing) is outside the tolerance at mu = 100, rho = 0.5; so is
+    # "a read after 20 ms always sees the order" (0).
+    assert abs(1e3 / 100 - lag100.published) > lag100.tolerance
+    assert ryw.published > ryw.tolerance
