@@ -14,6 +14,7 @@ from experiments import (
     consumer_rebalance,
     cqrs_read_lag,
     delivery_semantics,
+    event_sourcing_replay,
     idempotency_keys,
     kafka_acks,
     outbox_vs_dual_write,
@@ -144,3 +145,13 @@ def test_validate_cqrs_read_lag_is_mm1():
     # "a read after 20 ms always sees the order" (0).
     assert abs(1e3 / 100 - lag100.published) > lag100.tolerance
     assert ryw.published > ryw.tolerance
+
+
+def test_validate_event_sourcing_replay_snapshot_arithmetic():
+    none, exact, k10, k100 = _all_pass(event_sourcing_replay.validate(True))
+    p = event_sourcing_replay.QUICK
+    # Forgetting the snapshot loads (accounts x replay_s (k - 1)/2) misses at k = 10, and replaying the
+    # whole history despite snapshots is far off at k = 100.
+    assert abs(p.accounts * p.replay_s * 9 / 2 - k10.published) > k10.tolerance
+    assert abs(none.published - k100.published) > k100.tolerance
+    assert exact.tolerance < 1e-6
