@@ -20,6 +20,7 @@ from experiments import (
     outbox_vs_dual_write,
     poison_messages,
     queue_vs_http,
+    saga_isolation,
     saga_orchestration_vs_choreography,
     saga_vs_2pc,
     visibility_timeout,
@@ -155,3 +156,12 @@ def test_validate_event_sourcing_replay_snapshot_arithmetic():
     assert abs(p.accounts * p.replay_s * 9 / 2 - k10.published) > k10.tolerance
     assert abs(none.published - k100.published) > k100.tolerance
     assert exact.tolerance < 1e-6
+
+
+def test_validate_saga_isolation_countermeasures():
+    lock, commutative = _all_pass(saga_isolation.validate(True))
+    assert lock.tolerance == commutative.tolerance == 0
+    # The same orders without a countermeasure do show both anomalies: a zero is the countermeasure's doing.
+    _, inv, _ = saga_isolation.run_arm(saga_isolation.QUICK, 1, "none")
+    t = inv.tally()
+    assert t["dirty_reads"] > 0 and t["lost_updates"] > 0 and t["stock_error"] != 0
