@@ -94,7 +94,8 @@ def validate(quick: bool) -> list[Check]:
     rows = []
     r = _one(p, 1, n, 0)
     rows.append(Check("Fowler 2005, 'Event Sourcing' (rebuild by replaying the log)",
-                      f"{p.accounts} accounts, {r['events']} events, no snapshots, replay {p.replay_s * 1e3:g} ms/event",
+                      f"{p.accounts} accounts, {r['events']} events, no snapshots, replay "
+                      f"{p.replay_s * 1e3:g} ms/event",
                       "no snapshots: recovery (s) = replay_s x N", p.replay_s * r["events"], r["recovery_s"], 1e-9,
                       "exact arithmetic (float rounding only)"))
     r = _one(p, 1, n, 100)
