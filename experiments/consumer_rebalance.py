@@ -20,6 +20,9 @@ processed again by its next owner: duplicates. The repeats eat the spare capacit
 latency grow while useful throughput falls — a rebalance storm from pauses that would otherwise
 cost only their own length. Either cure — a session timeout above the pause, or pauses below
 the timeout — gives no rebalance after the first and no duplicate.
+
+Reproduces (``validate``): two rebalances per pause longer than ``session.timeout.ms`` (an
+eviction and a rejoin) on top of one per initial join, and none from pauses below it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from models.messaging.scenarios import log_world
 from simulator import Simulation
 from simulator.history.delivery import check_delivery
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check
 
 STORM, LONG, SHORT = "short session timeout (storm)", "cure: longer session timeout", "cure: shorter pauses"
 
@@ -89,18 +93,23 @@ def pause_starts(p: Params, seed: int) -> dict[str, list[float]]:
     return out
 
 
+def _world(p: Params, seed: int, session: float, pause: float, starts: dict[str, list[float]]):
+    w = log_world(seed, partitions=p.partitions, consumers=p.consumers, rate=p.rate, stop_at=p.produce_s,
+                  session_timeout_s=session, heartbeat_interval_s=session / 3,
+                  max_poll_records=p.max_poll_records, service=p.service_ms / 1e3, tick_s=0.01)
+    for node, ts in starts.items():
+        for t in ts:
+            w.sim.faults.pause(t, node, pause)
+    return w
+
+
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     rows, series, lags, rbs = [], [], [], []
     starts = pause_starts(p, seed)
     end = p.produce_s + p.drain_s
     grid = np.arange(0.0, end, p.window_s)
     for arm, (session, pause) in arms(p).items():
-        w = log_world(seed, partitions=p.partitions, consumers=p.consumers, rate=p.rate, stop_at=p.produce_s,
-                      session_timeout_s=session, heartbeat_interval_s=session / 3,
-                      max_poll_records=p.max_poll_records, service=p.service_ms / 1e3, tick_s=0.01)
-        for node, ts in starts.items():
-            for t in ts:
-                w.sim.faults.pause(t, node, pause)
+        w = _world(p, seed, session, pause, starts)
         lag = lag_sampler(w.sim, w.cluster, w.topic, w.committed, 0.5, until=end)
         w.sim.run(until=end)
         r = check_delivery(w.log)
@@ -129,6 +138,49 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     return {"summary": pd.DataFrame(rows), "timeseries": pd.concat(series, ignore_index=True),
             "lag": pd.concat(lags, ignore_index=True), "rebalance_times": pd.concat(rbs, ignore_index=True),
             "pauses": pd.DataFrame([(n, t) for n, ts in starts.items() for t in ts], columns=["member", "start"])}
+
+
+def _close_pairs(starts: dict[str, list[float]], within_s: float) -> int:
+    """Pairs of different members' pauses starting less than ``within_s`` apart."""
+    ev = sorted((t, m) for m, ts in starts.items() for t in ts)
+    return sum(1 for i, (t, m) in enumerate(ev) for u, n in ev[i + 1:] if u - t < within_s and n != m)
+
+
+def validate(quick: bool) -> list[Check]:
+    """Rebalances against the Kafka docs' consumer configs: ``session.timeout.ms`` — "if no heartbeats
+    are received by the broker before the expiration of this session timeout, then the broker will
+    remove this consumer from the group and initiate a rebalance" — and the member's rejoin when it
+    wakes, another rebalance. So a run has one rebalance per initial join, plus 2 per pause longer
+    than the session timeout, plus none per pause shorter than it less a heartbeat interval.
+    """
+    p = Params(rate=300.0, partitions=6, consumers=3, service_ms=2.0, pause_every_s=3.0, produce_s=8.0, drain_s=2.0)
+    seeds = (1,) if quick else tuple(range(1, 11))
+    got = {a: 0 for a in arms(p)}
+    pauses = merge = 0
+    for s in seeds:
+        starts = pause_starts(p, s)
+        pauses += sum(len(ts) for ts in starts.values())
+        merge += _close_pairs(starts, p.session_s / 3)
+        for arm, (session, pause) in arms(p).items():
+            w = _world(p, s, session, pause, starts)
+            w.sim.run(until=p.produce_s + p.drain_s)
+            got[arm] += w.coordinator.rebalances
+    joins = p.consumers * len(seeds)
+    setup = (f"{p.consumers} members, {p.partitions} partitions, exponential pauses (mean gap {p.pause_every_s:g} s); "
+             f"{len(seeds)} seed(s), {pauses} pauses")
+    why = (f"evictions found in the same coordinator check merge into one rebalance: at most one per pair of "
+           f"pauses starting within a heartbeat interval ({merge} such pairs in this schedule)")
+    src = "Kafka documentation, consumer configs session.timeout.ms / heartbeat.interval.ms"
+    return [
+        Check(src, f"pauses {p.pause_s:g} s > session {p.session_s:g} s; " + setup,
+              "storm: rebalances (joins + 2 x pauses)", joins + 2 * pauses, float(got[STORM]), float(merge), why),
+        Check(src, f"pauses {p.pause_s:g} s < session {p.long_session_s:g} s; " + setup,
+              "longer session timeout: rebalances (joins only)", joins, float(got[LONG]), 0.0,
+              "a rule: a heartbeat arrives within every session, so nobody is evicted"),
+        Check(src, f"pauses {p.short_pause_s:g} s < session {p.session_s:g} s - heartbeat; " + setup,
+              "shorter pauses: rebalances (joins only)", joins, float(got[SHORT]), 0.0,
+              "a rule: a heartbeat arrives within every session, so nobody is evicted"),
+    ]
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

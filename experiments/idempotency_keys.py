@@ -14,6 +14,9 @@ Keys in Postgres", 2017): retries are what turn lost replies into successes, and
 one that follows a lost reply charges again — 1 + q + ... + q^(n-1) charges per request on average.
 A key makes every request charge exactly once, but only while the key outlives the last retry: keep
 the TTL longer than the retry horizon.
+
+Reproduces (``validate``): 1 + q + ... + q^(n-1) executions per request without keys, exactly 1
+with keys (TTL above the retry horizon), and 1 - q^n of requests answered.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from models.resilience import RetryPolicy
 from models.transactions.idempotency import ChargeService, IdempotencyConfig, PayingClient
 from simulator import Simulation
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check
 
 ARMS = ("no keys", "keys", "keys, short TTL")
 
@@ -66,6 +70,41 @@ def _one(p: Params, seed: int, arm: str, n: int) -> dict:
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     rows = [_one(p, seed, arm, n) for arm in ARMS for n in p.attempts]
     return {"summary": pd.DataFrame(rows)}
+
+
+def executions_moments(q: float, n: int) -> tuple[float, float]:
+    """Mean and variance of the executions of one request without keys: attempt k runs iff the
+    k - 1 replies before it were lost, so X = min(Geometric(1 - q), n)."""
+    m = sum(q ** i for i in range(n))
+    m2 = sum((2 * k - 1) * q ** (k - 1) for k in range(1, n + 1))  # E[X^2] = sum_k (2k - 1) P(X >= k)
+    return m, m2 - m * m
+
+
+def validate(quick: bool) -> list[Check]:
+    """Executions per request against 1 + q + ... + q^(n-1) (each retry follows a lost reply, which
+    happens w.p. q; Richardson §3.3.6), exactly one with Stripe-style keys (Leach 2017; Stripe API
+    docs, "Idempotent requests": the stored result is returned for a repeated key), and the
+    fraction answered, 1 - q^n."""
+    p = Params(requests=4000 if quick else 40_000)
+    q, rows = p.reply_loss, []
+    for n in (2, 4, 6):
+        r = _one(p, 1, "no keys", n)
+        m, var = executions_moments(q, n)
+        rows.append(Check("Richardson, Microservices Patterns §3.3.6: a retry after a lost reply executes again",
+                          f"replies lost w.p. q = {q:g}, up to n = {n} attempts, no keys; {p.requests} requests",
+                          f"no keys, n = {n}: executions per request", m, r["charges_per_request"],
+                          4 * (var / p.requests) ** 0.5, f"4 SE over {p.requests} requests (X = min(Geom, n))"))
+    for n in (4,):
+        r = _one(p, 1, "keys", n)
+        rows.append(Check("Leach 2017, 'Implementing Stripe-like Idempotency Keys'; Stripe API 'Idempotent requests'",
+                          f"q = {q:g}, n = {n}, key TTL 24 h > retry horizon; {p.requests} requests",
+                          f"keys, n = {n}: executions per request", 1.0, r["charges_per_request"], 0.0,
+                          "a guarantee: every request executes exactly once"))
+        a = 1 - q ** n
+        rows.append(Check("retries: a request fails only if all n replies are lost", f"q = {q:g}, n = {n}, keys",
+                          f"keys, n = {n}: requests answered (1 - q^n)", a, r["succeeded"],
+                          4 * (a * (1 - a) / p.requests) ** 0.5, f"4 binomial SE over {p.requests} requests"))
+    return rows
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

@@ -15,6 +15,10 @@ Lesson (Apache Kafka documentation, "Replication" and the ``acks`` producer conf
 isolated leader accepted is acknowledged and then lost; acks=all acknowledges only what every
 in-sync replica holds, loses nothing, and pays a replication round trip on every write and a
 stall (requests time out and are retried) while the ISR cannot make progress.
+
+Reproduces (``validate``): acks=1 loses every write the cut-off leader accepted, rate x
+(share of keys on partition 0) x (crash - cut); acks=all with min.insync.replicas=2 loses none
+(the Kafka docs' acks=all guarantee).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from models.messaging.log import LogConfig
 from models.messaging.scenarios import log_world
 from simulator.history.delivery import check_delivery
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check, mean_ci95
 
 ARMS = {"acks=0": ("0", 1), "acks=1": ("1", 1), "acks=all, min.insync=2": ("all", 2)}
 
@@ -52,16 +57,21 @@ class Params:
 QUICK = Params(rate=400.0, produce_until=10.0, duration_s=14.0)
 
 
+def _world(p: Params, seed: int, acks: str, min_isr: int):
+    w = log_world(seed, acks=acks, min_insync_replicas=min_isr, partitions=p.partitions, rate=p.rate,
+                  stop_at=p.produce_until, consumers=1,
+                  log_config=LogConfig(broker_session_timeout_s=1.0, replica_lag_time_max_s=p.lag_max_s))
+    f = w.sim.faults
+    f.partition(p.cut_at, [["kafka-b0"], ["kafka-b1", "kafka-b2"]], heal_at=p.crash_at)
+    f.crash(p.crash_at, "kafka-b0", recover_at=p.recover_at)
+    w.sim.run(until=p.duration_s)
+    return w
+
+
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     rows, lat = [], []
     for arm, (acks, min_isr) in ARMS.items():
-        w = log_world(seed, acks=acks, min_insync_replicas=min_isr, partitions=p.partitions, rate=p.rate,
-                      stop_at=p.produce_until, consumers=1,
-                      log_config=LogConfig(broker_session_timeout_s=1.0, replica_lag_time_max_s=p.lag_max_s))
-        f = w.sim.faults
-        f.partition(p.cut_at, [["kafka-b0"], ["kafka-b1", "kafka-b2"]], heal_at=p.crash_at)
-        f.crash(p.crash_at, "kafka-b0", recover_at=p.recover_at)
-        w.sim.run(until=p.duration_s)
+        w = _world(p, seed, acks, min_isr)
         r = check_delivery(w.log)
         t = r["table"]
         ack_lat = (t["acked_at"] - t["sent_at"]).dropna()
@@ -76,6 +86,42 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         lat.append(pd.DataFrame({"arm": arm, "sent_at": t["sent_at"], "ack_latency_s": t["acked_at"] - t["sent_at"],
                                  "lost": t["verdict"] == "lost"}))
     return {"summary": pd.DataFrame(rows), "messages": pd.concat(lat, ignore_index=True)}
+
+
+def validate(quick: bool) -> list[Check]:
+    """acks=1's loss against the writes the isolated leader accepted; acks=all's against zero.
+
+    Kafka docs (producer config ``acks``): with acks=1 "the leader will write the record to its local
+    log but will respond without awaiting full acknowledgement from all followers ... should the
+    leader fail immediately after acknowledging the record but before the followers have replicated
+    it then the record will be lost"; acks=all "guarantees that the record will not be lost as long
+    as at least one in-sync replica remains alive". Keys are uniform over ``keys``, so partition 0
+    receives rate x k0/keys per second, and the leader cut off for ``crash_at - cut_at`` acknowledges
+    all of it.
+    """
+    p = Params(rate=400.0, produce_until=7.0, recover_at=8.0, duration_s=11.0)
+    seeds = (1,) if quick else tuple(range(1, 11))
+    lost1, lost_all, share = [], [], 0.0
+    for s in seeds:
+        w = _world(p, s, "1", 1)
+        share = w.producer._part_of.count(0) / w.producer.keys
+        lost1.append(check_delivery(w.log)["lost"])
+        lost_all.append(check_delivery(_world(p, s, "all", 2).log)["lost"])
+    expected = p.rate * share * (p.crash_at - p.cut_at)
+    m, ci = mean_ci95(lost1)
+    setup = (f"3 brokers RF 3, {p.partitions} partitions, {p.rate:g} msg/s over 50 uniform keys ({share:.0%} on "
+             f"partition 0); its leader cut off from followers {p.cut_at:g}-{p.crash_at:g} s, then crashes; "
+             f"{len(seeds)} seed(s)")
+    return [
+        Check("Kafka documentation, producer config 'acks' (acks=1)", setup,
+              "acks=1: acknowledged messages lost (rate x share0 x cut length)", expected,
+              float(m), 4 * (expected / len(seeds)) ** 0.5 + 5,
+              "4 Poisson SE of the count in the window, plus 5 for writes in flight at the cut's edges",
+              ci if len(seeds) > 1 else None),
+        Check("Kafka documentation, producer config 'acks' (acks=all, min.insync.replicas=2)", setup,
+              "acks=all: acknowledged messages lost", 0.0, float(np.mean(lost_all)), 0.0,
+              "a guarantee: one lost acknowledged write is a miss"),
+    ]
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

@@ -19,6 +19,9 @@ receives a second. In a FIFO queue it blocks its whole message group: every late
 that group waits behind it forever (head-of-line blocking), a 1/``groups`` share of the traffic.
 A redrive policy bounds all of it: the poison message is received exactly ``max_receive_count``
 times and the group is blocked for ``max_receive_count x visibility_s`` seconds, then drains.
+
+Reproduces (``validate``): with a redrive policy, m = maxReceiveCount receives (standard and
+FIFO) and an m x V head-of-line block; without one, a receive every V for as long as it runs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from models.messaging import ConsumerConfig, HandlerConfig, QueueBroker, QueueCo
 from simulator import Exponential, LogNormal, Simulation
 from simulator.history.delivery import DeliveryLog, delivery_table
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check, mean_ci95
 
 # arm -> (fifo, dead-letter queue, on_failure)
 ARMS = {"standard, no DLQ": (False, False, "abandon"),
@@ -135,6 +139,54 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
                      "latency_p99_s": float(others.latency.quantile(0.99))})
     return {"summary": pd.DataFrame(rows), "timeseries": pd.concat(series, ignore_index=True),
             "oldest_age": pd.concat(ages, ignore_index=True)}
+
+
+def _worst(values: list[float], target: float) -> float:
+    """The replication farthest from ``target`` (a rule that must hold in every run)."""
+    return max(values, key=lambda v: abs(v - target))
+
+
+def validate(quick: bool) -> list[Check]:
+    """The redrive policy's arithmetic (Amazon SQS Developer Guide, "Using dead-letter queues": "when
+    the ReceiveCount for a message exceeds the maxReceiveCount for a queue, Amazon SQS moves the
+    message to a dead-letter-queue"; "Amazon SQS FIFO queues": a group's messages are processed one
+    by one) and the visibility timeout's (a failed receive is visible again after V).
+    """
+    p = QUICK
+    seeds = (1, 2, 3) if quick else tuple(range(1, 21))
+    m, v = p.max_receive_count, p.visibility_s
+    k = poison_id(p)
+    recv = {a: [] for a in ("standard + DLQ", "FIFO + DLQ", "standard, no DLQ")}
+    expect_loop, block = [], []
+    for s in seeds:
+        for arm in recv:
+            _, log, cons = _arm(p, s, *ARMS[arm])
+            rec = sorted(r[2] for r in cons.receipts if r[0] == k)
+            recv[arm].append(float(len(rec)))
+            if arm == "standard, no DLQ":
+                expect_loop.append(1 + (p.duration_s - rec[0]) // v)
+            if arm == "FIFO + DLQ":
+                tab = delivery_table(log)
+                g = tab.loc[tab.msg == k, "key"].iloc[0]
+                later = tab[(tab.key == g) & (tab.msg > k)]
+                block.append(float(later.first_processed_at.min() - rec[0]))
+    setup = (f"{p.rate:g} msg/s over {p.groups} groups, {p.consumers} slots x {p.service_ms:g} ms, V = {v:g} s, "
+             f"maxReceiveCount = {m}, one poison message; {len(seeds)} seed(s)")
+    src = "Amazon SQS Developer Guide, 'Using dead-letter queues' (maxReceiveCount)"
+    rows = [Check(src, f"{arm}; " + setup, f"{arm}: receives of the poison message", float(m),
+                  _worst(recv[arm], m), 0.0, "a rule: every run must give exactly maxReceiveCount")
+            for arm in ("standard + DLQ", "FIFO + DLQ")]
+    hb, ci = mean_ci95(block) if len(block) > 1 else (block[0], None)
+    rows.append(Check(src + "; 'Amazon SQS FIFO queues' (message groups)", "FIFO + DLQ; " + setup,
+                      "FIFO + DLQ: head-of-line block of the poison group (s)", m * v, float(_worst(block, m * v)),
+                      0.1, "after the last expiry: the next receive, a round trip and one handling (~10 ms), "
+                      "well under one V", ci))
+    loop = [r - e for r, e in zip(recv["standard, no DLQ"], expect_loop)]
+    rows.append(Check("Amazon SQS Developer Guide, 'Amazon SQS visibility timeout'", "standard, no DLQ; " + setup,
+                      "no DLQ: receives - (1 + floor((end - first receive) / V))", 0.0, float(_worst(loop, 0.0)),
+                      1.0, "each redelivery waits for a receive after the expiry (ms), which can cost one "
+                      "cycle by the end of the run"))
+    return rows
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

@@ -18,6 +18,10 @@ at the arrival rate (``rate x outage_s`` messages), then drains in ``backlog / (
 seconds at the consumers' capacity ``mu``. The price of decoupling is eventual consistency: an
 order the user was told is placed is not reflected in inventory for up to ``outage_s`` plus the
 catch-up — the staleness the RPC design never has.
+
+Reproduces (``validate``): availability during the outage = the product of the chain's
+availabilities (0 over RPC; 1 over the queue, whose front door needs only the broker); backlog =
+rate x outage; catch-up = backlog / (mu - rate).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from models.services import PoissonClient
 from simulator import Exponential, LogNormal, Simulation
 from simulator.history.delivery import DeliveryLog, delivery_table
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check, mean_ci95
 
 ARMS = ("synchronous (RPC)", "asynchronous (queue)")
 LATENCY = LogNormal(median=0.001, sigma=0.3)
@@ -155,6 +160,50 @@ def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
         summary.append(row)
     return {"summary": pd.DataFrame(summary), "timeseries": pd.concat(series, ignore_index=True),
             "backlog": pd.concat(depths, ignore_index=True)}
+
+
+def validate(quick: bool) -> list[Check]:
+    """The closed forms of the docstring, over independent seeds.
+
+    Availability: Richardson, *Microservices Patterns* §3.4 ("the availability of a synchronous
+    chain is the product of its services'"); the backlog grows at the arrival rate while the
+    consumer is down (the SQS guide's ApproximateNumberOfMessagesVisible) and drains at mu - rate.
+    """
+    p = Params(rate=60.0, outage_at=5.0, outage_s=10.0, duration_s=26.0) if quick else Params()
+    seeds = (1, 2) if quick else tuple(range(1, 11))
+    rows = [run(p, s)["summary"].set_index("arm") for s in seeds]
+    th = theory(p)
+    n = len(seeds)
+    setup = (f"{p.rate:g} orders/s, inventory {p.inventory_workers} workers x {p.inventory_ms:g} ms (mu = "
+             f"{th['capacity']:.0f}/s) down {p.outage_at:g}-{p.outage_at + p.outage_s:g} s; {n} seeds")
+    edge = "orders in flight at the outage's edges (a few of the rate x outage placed during it)"
+
+    def col(arm: str, c: str) -> list[float]:
+        return [float(r.loc[arm, c]) for r in rows]
+
+    rpc, q = col(ARMS[0], "availability_during_outage"), col(ARMS[1], "availability_during_outage")
+    peak, cu = col(ARMS[1], "peak_backlog"), col(ARMS[1], "catch_up_s")
+    se_backlog = math.sqrt(th["backlog"] / n)  # Poisson count of arrivals during the outage
+    grid = 0.25  # the broker's depth is sampled every 0.25 s
+    mp, cip = mean_ci95(peak)
+    mc, cic = mean_ci95(cu)
+    src = "Richardson, Microservices Patterns (2018) §3.4: availability of a synchronous chain = product"
+    return [
+        Check(src, setup + "; order -> payment -> inventory over RPC", "RPC: orders accepted during the outage",
+              1.0 * 1.0 * 0.0, float(sum(rpc) / n), 0.01, edge),
+        Check(src + "; Hohpe & Woolf, EIP 'Guaranteed Delivery'", setup + "; over SQS-like queues",
+              "queue: orders accepted during the outage", 1.0, float(sum(q) / n), 0.01, edge),
+        Check("backlog = rate x outage (SQS guide, ApproximateNumberOfMessagesVisible)", setup,
+              "inventory queue: peak depth (messages)", th["backlog"], mp,
+              4 * se_backlog + p.rate * grid + BATCH * p.inventory_workers,
+              "4 Poisson SE of the arrivals in the outage, plus rate x the 0.25 s sampling grid and the "
+              "messages the consumers held when they went down", cip),
+        Check("catch-up = backlog / (mu - rate) (fluid queue drain)", setup + "; mu from the work plus delete "
+              "and 1/10 receive round trips", "inventory queue: seconds to drain after recovery", th["catch_up_s"],
+              mc, (4 * se_backlog + BATCH * p.inventory_workers) / (th["capacity"] - p.rate) + grid,
+              "the backlog's 4 Poisson SE and the 'drained' threshold (10 x workers messages) at mu - rate, "
+              "plus the 0.25 s grid", cic),
+    ]
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:

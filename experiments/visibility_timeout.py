@@ -13,6 +13,10 @@ set the queue's visibility timeout to at least six times the function timeout): 
 processing-time tail V multiplies work and duplicates; at 6x the mean they are gone for a
 log-normal with sigma = 0.5. The price of a long V is the time a crashed consumer's messages
 stay invisible, so the latency tail after a crash grows with V.
+
+Reproduces (``validate``): the fraction of deliveries redelivered = P(handling > V) for the
+log-normal handling time, at V = 0.5x, 1x and 2x the mean (no crash, so every expiry is a slow
+handler's).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from models.messaging import ConsumerConfig, HandlerConfig, QueueBroker, QueueCo
 from simulator import LogNormal, Simulation
 from simulator.history.delivery import DeliveryLog, check_delivery
 from simulator.runner import param, parameters
+from simulator.runner.checks import Check
 
 
 @parameters
@@ -57,7 +62,7 @@ def p_outlives(p: Params, v: float) -> float:
     return 0.5 * math.erfc((math.log(v) - math.log(p.median_s)) / (p.sigma * math.sqrt(2)))
 
 
-def one(p: Params, seed: int, multiple: float) -> dict:
+def one(p: Params, seed: int, multiple: float, crash: bool = True) -> dict:
     v = multiple * mean_handling_s(p)
     sim = Simulation(seed=seed)
     b = QueueBroker(sim, "broker", queues={"q": QueueConfig(visibility_timeout_s=v)})
@@ -66,7 +71,8 @@ def one(p: Params, seed: int, multiple: float) -> dict:
     h = HandlerConfig(service=LogNormal(median=p.median_s, sigma=p.sigma))
     cs = [QueueConsumer(sim, f"consumer{i}", "broker", "q", log=log, handler=h,
                         config=ConsumerConfig(concurrency=max(1, p.concurrency // 2))) for i in range(2)]
-    sim.faults.crash(p.crash_at, "consumer0", recover_at=p.crash_at + p.down_s)
+    if crash:
+        sim.faults.crash(p.crash_at, "consumer0", recover_at=p.crash_at + p.down_s)
     sim.run(until=p.messages / p.rate + v + 60 * mean_handling_s(p))
     r = check_delivery(log)
     c = b.counters("q")
@@ -81,6 +87,28 @@ def one(p: Params, seed: int, multiple: float) -> dict:
 
 def run(p: Params, seed: int) -> dict[str, pd.DataFrame]:
     return {"summary": pd.DataFrame([one(p, seed, m) for m in p.multiples])}
+
+
+def validate(quick: bool) -> list[Check]:
+    """Redelivered fraction against P(handling > V) = 1 - Phi((ln V - ln median) / sigma), the SQS
+    Developer Guide's rule that a message becomes visible again when V expires before it is deleted.
+
+    Without the crash every expiry is a handler outliving V, and each delivery draws its own
+    handling time, so expiries are Bernoulli(P(handling > V)) per delivery.
+    """
+    p = Params(messages=800 if quick else 20_000, crash_at=15.0)
+    checks = []
+    for m in (0.5, 1.0, 2.0):
+        r = one(p, 1, m, crash=False)
+        q = r["redelivered_theory"]
+        se = math.sqrt(q * (1 - q) / r["sent"])  # deliveries >= messages sent: n = sent is conservative
+        checks.append(Check(
+            "Amazon SQS Developer Guide, 'Amazon SQS visibility timeout'; log-normal tail",
+            f"standard queue, {p.messages} messages at {p.rate:g}/s, 2 consumers x {p.concurrency // 2} slots, "
+            f"handling log-normal(median {p.median_s:g} s, sigma {p.sigma:g}), V = {m:g} x mean, no crash",
+            f"deliveries redelivered at V = {m:g}x mean (P(handling > V))", q, r["redelivered_fraction"], 4 * se,
+            f"4 binomial SE over {r['sent']} messages (fewer than the deliveries: conservative)"))
+    return checks
 
 
 def plot(results: dict[str, pd.DataFrame], p: Params) -> dict:
