@@ -373,6 +373,65 @@ check_targets([("availability during the spike", avail_during, ">=", 0.99),
     "successes. Backoff and a budget alone save the DB but not the requests during the spike."))
 
 # %% [markdown]
+# ## 8. How services talk: connection pools, HTTP/2 streams, one gRPC stream, and GraphQL's N+1
+#
+# A gateway calls a fast endpoint and a slow one (each slow request waits 0.5 s on a slow dependency).
+# The transport decides who waits for whom: a shared HTTP/1.1 pool of P connections, a pool per endpoint,
+# one HTTP/2 connection with 100 concurrent streams, or one ordered gRPC stream. The slow endpoint's
+# offered concurrency λ·S grows along the x axis. The third panel: a GraphQL list of N items whose
+# resolvers call the backend once per item, against a DataLoader's single batched call.
+
+# %%
+from experiments import service_communication
+p = service_communication.QUICK if QUICK else service_communication.Params()
+res = service_communication.run(p, seed=1)
+figs = service_communication.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Little's law is the whole story: the slow endpoint holds λ·S connections on average, and once that
+# (plus the fast endpoint's small share) reaches the pool's size the queue grows without bound and every
+# request behind it — fast or slow — waits until its deadline. The same exhaustion in a pool of its own is an
+# accidental bulkhead: only the slow endpoint suffers. N+1 resolvers cost 1 + N calls; sequential ones also
+# cost N round trips; a DataLoader makes it 2 calls.
+
+# %%
+explore(service_communication)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 5 · When does the slow endpoint fill the pool?
+#
+# The gateway's HTTP/1.1 client has **one pool of 10 connections** for both endpoints; a connection
+# carries one request at a time. Each request to the slow endpoint holds its connection for **0.5 s**.
+# Ignoring the fast endpoint's tiny share, **at what request rate to the slow endpoint (req/s) is the pool
+# saturated**, so that fast requests start waiting behind slow ones without bound?
+
+# %% tags=["answer"] splitbrain={"exercise": 5, "reference": "prediction = 20", "wrong": "prediction = 10", "rerun": false}
+prediction = None   # <- your answer: slow-endpoint requests per second that saturate a pool of 10
+
+# %% tags=["run"]
+import dataclasses
+from simulator.runner.teach import agrees, check_number
+pc = dataclasses.replace(service_communication.QUICK, loads=(0.5, 1.5))
+closed_form = pc.pool_size / pc.slow_s                   # Little: lambda * S = P
+shared = service_communication.ARMS[0]
+rows = {x: service_communication.transport_point(pc, 1, shared, x) for x in pc.loads}
+for x, r in rows.items():
+    print(f"slow rate {x * closed_form:g} req/s: connections held {r['mean_held']:.1f} of {pc.pool_size} · fast "
+          f"requests within {pc.fast_slo_ms:g} ms {r['fast_within_slo']:.0%} · slow answered {r['slow_availability']:.0%}")
+agrees(rows[1.5]["mean_held"], pc.pool_size, 0.05, "a saturated pool holds all P connections")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2, unit="req/s", why=(
+    "Little's law: connections in use = arrival rate x holding time, so the slow endpoint alone holds "
+    "lambda x 0.5 s connections and fills 10 at lambda = 10 / 0.5 = 20 req/s. Above that, requests arrive faster "
+    "than the pool releases connections: the FIFO wait grows until it reaches the deadline, and the fast "
+    "endpoint's requests, queued behind slow ones, wait as long. (The fast endpoint's share, 100 req/s x 6 ms "
+    "= 0.6 connections, moves the threshold to about 18.8 req/s.) Give the slow endpoint its own pool and its "
+    "exhaustion hurts only itself; HTTP/2's 100 streams move the limit to 200 req/s."))
+
+# %% [markdown]
 # ## Summary
 #
 # Every resilience pattern spends something small to avoid something large: backoff and budgets spend
