@@ -432,6 +432,65 @@ check_number(prediction, closed_form, tol=2, unit="req/s", why=(
     "exhaustion hurts only itself; HTTP/2's 100 streams move the limit to 200 req/s."))
 
 # %% [markdown]
+# ## 9. Three timeouts: connect, request, idle
+#
+# Left: a proxy (an AWS ALB) keeps a connection to a backend open between requests and closes it after its
+# idle timeout I = 60 s; the backend (a Node.js server) closes it after its keep-alive K = 5 s. A request the
+# proxy writes on a connection the backend has just closed meets a TCP RST: a 502. Right: a connect timeout
+# and a request timeout against a healthy, an unreachable (packets dropped) and a slow host.
+
+# %%
+from experiments import three_timeouts
+p = three_timeouts.QUICK if QUICK else three_timeouts.Params()
+res = three_timeouts.run(p, seed=1)
+figs = three_timeouts.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# The 502 rate is the chance that an idle gap falls between K and I — quiet services suffer most, busy
+# ones rarely idle for 5 s. The fix is an ordering: the side that *reuses* the connection must give up on it
+# first (K > I, as AWS documents, or I < K). A connect timeout learns in one round trip that nobody answers;
+# only a request timeout bounds a host that answers slowly.
+
+# %%
+explore(three_timeouts)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 6 · How many 502s does a quiet service see?
+#
+# An ALB with the default **idle timeout of 60 s** sits in front of a Node.js service with the default
+# **keep-alive of 5 s**. The service gets **one request every 20 s** on average (Poisson, 0.05 req/s) on one
+# connection. **What fraction of requests get a 502?** (Exponential idle gaps; a request that finds the
+# connection idle between 5 s and 60 s meets a closed one; after a 502 the next request opens a fresh
+# connection.)
+
+# %% tags=["answer"] splitbrain={"exercise": 6, "reference": "prediction = 0.42", "wrong": "prediction = 0.05", "rerun": false}
+prediction = None   # <- your answer: fraction of requests answered 502 (0..1)
+
+# %% tags=["run"]
+import dataclasses
+import math
+from simulator.runner.teach import agrees, check_number
+pi = dataclasses.replace(three_timeouts.QUICK, requests=2000)
+row = three_timeouts.idle_point(pi, 1, three_timeouts.ARMS[0], 0.05)
+fixed = three_timeouts.idle_point(pi, 1, three_timeouts.ARMS[1], 0.05)
+closed_form = row["theory"]
+se = math.sqrt(closed_form * (1 - closed_form) / row["requests"])
+print(f"{row['requests']} requests · 502s {row['bad_gateway_rate']:.1%} (closed form q/(1+q) = {closed_form:.1%}, "
+      f"q = e^-0.25 - e^-3 = {row['q']:.3f}) · with keep-alive 65 s > idle 60 s: {fixed['bad_gateway_rate']:.1%}")
+agrees(row["bad_gateway_rate"], closed_form, 4 * se, "q / (1 + q), q = exp(-rK) - exp(-rI)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.06, why=(
+    "An idle gap is exponential with mean 20 s, so P(gap > 5 s) = e^-0.25 = 0.78 and P(gap > 60 s) = e^-3 = 0.05: "
+    "q = 0.73 of the requests that find an open connection find one the backend already closed (the proxy's own "
+    "60 s timer has not fired yet). The request after a 502 opens a fresh connection and is safe, so per request "
+    "pi = q (1 - pi), pi = q / (1 + q) = 0.42. The quiet service is the worst case: the rate ln(I/K)/(I - K) = "
+    "0.045/s maximises it. Make the backend's keep-alive longer than the proxy's idle timeout (65 s > 60 s) and "
+    "the window is empty: no 502s at any rate."))
+
+# %% [markdown]
 # ## Summary
 #
 # Every resilience pattern spends something small to avoid something large: backoff and budgets spend
