@@ -27,7 +27,8 @@ A route timeout R longer than the app's deadline D keeps sending tries that star
 timeout t, tries k = 0..b-1 start at about k t (+ back-off), so ``#{k : k t >= D}`` of every ``b`` calls are
 for nobody. A canary's exposure is ``Σ_k w_k x rate x interval x P(checks 1..k-1 passed)``; a clear
 regression fails the first check, so users see ``w_1 x rate x interval`` bad-version requests — the first
-step's size and the interval are the knobs; a subtle regression slips through small steps (few requests per check) and is caught later, at a larger weight.
+step's size and the interval are the knobs; a subtle regression slips through small steps (few requests per
+check) and is caught later, at a larger weight.
 
 Lesson: a mesh adds a retry layer whether or not the app already has one — budget the sidecar's retries
 and make one layer own them; the mesh's timeouts must sit inside the app's deadline; a canary limits the blast
