@@ -491,12 +491,73 @@ check_number(prediction, closed_form, tol=0.06, why=(
     "the window is empty: no 502s at any rate."))
 
 # %% [markdown]
+# ## 10. The service mesh: stacked retries, retry budgets, mesh timeouts, canaries
+#
+# An application calls a dependency through its sidecar. Left: the dependency hangs; the app tries 3 times,
+# the sidecar 3 times per app call — and Envoy's retry budget (20% of active requests may be retries).
+# Middle: the app waits 1 s; the sidecar's route timeout is Envoy's default 15 s, or aligned with the app's
+# deadline. Right: a bad version rolled out as a canary (1%, 5%, 25%, 50%, 100%), with an analysis every
+# interval that rolls back when the canary's error rate passes 1%.
+
+# %%
+from experiments import mesh_retries
+p = mesh_retries.QUICK if QUICK else mesh_retries.Params()
+res = mesh_retries.run(p, seed=1)
+figs = mesh_retries.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Adding a mesh under an application that already retries adds a retry layer: 3 × 3 = 9 calls per user
+# request reach the failing dependency. The budget caps the sidecar's share at 1/(1 − β). A route timeout
+# longer than the app's deadline keeps sending tries for a caller who has left. A canary's automated rollback
+# limits a clear regression to the first step's traffic; a subtle one (3% errors against a 1% threshold)
+# passes the first, small checks by luck and is caught later, at a larger weight.
+
+# %%
+explore(mesh_retries)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 7 · How much of a broken canary do users see?
+#
+# A new version answers **500 to every request**. It is rolled out as a canary at **1%** of **100 req/s**
+# (then 5%, 25%, 50%, 100%); the analysis checks the canary's error rate every **10 s** and rolls back at the
+# first failed check. **How many requests does the broken version serve before the rollback?**
+
+# %% tags=["answer"] splitbrain={"exercise": 7, "reference": "prediction = 10", "wrong": "prediction = 50", "rerun": false}
+prediction = None   # <- your answer: requests served by the broken canary before the rollback
+
+# %% tags=["run"]
+import dataclasses
+from models.edge import canary_exposure
+from simulator.runner.teach import agrees, check_number
+pm = dataclasses.replace(mesh_retries.QUICK, bad_error_rate=1.0, trials=20)
+trials = [mesh_retries.canary_trial(pm, 1, mesh_retries.VERSIONS[0], t) for t in range(pm.trials)]
+served = [t["canary_requests"] for t in trials]
+measured = sum(served) / len(served)
+closed_form = canary_exposure(pm.steps, pm.canary_rate, pm.interval_s, 1.0, pm.max_error_rate)["requests"]
+print(f"{pm.trials} rollouts · broken-canary requests served {served} · mean {measured:.1f} (closed form "
+      f"w1 x rate x interval = {closed_form:.1f}) · rolled back at {trials[0]['decided_at_s']:g} s")
+agrees(measured, closed_form, 4 * (closed_form / pm.trials) ** 0.5, "w1 x rate x interval (Poisson)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2.5, unit="requests", why=(
+    "The first check fails for sure (every canary request is an error), so the canary only ever serves its first "
+    "step: 1% x 100 req/s x 10 s = 10 requests, all of them errors users see. The number is set by the first "
+    "step's weight and the analysis interval, not by the later steps — halve either and you halve the blast "
+    "radius (at the price of a slower rollout, or of checks on fewer requests, which let subtle regressions "
+    "through)."))
+
+# %% [markdown]
 # ## Summary
 #
 # Every resilience pattern spends something small to avoid something large: backoff and budgets spend
 # latency to avoid a retry storm, breakers spend a fallback to give a dependency room, bulkheads spend
 # capacity to contain a failure, hedging spends ~5% load to cut the tail. Misused — retries at every
 # layer, timeouts longer than the caller waits — the same patterns cause the outage.
+# The transport and the mesh add their own copies of these patterns — connection pools that are accidental
+# bulkheads or accidental outages, idle timers that must expire on the reusing side first, sidecar retries
+# that multiply the app's — so count them as layers too.
 #
 # **Try next:** `splitbrain sweep retry_storm --grid trigger_s=0.5:1:2:4` to find how long a trigger must
 # last to tip the system into the metastable state; `splitbrain run tail_at_scale --param hedge_quantile=0.99`; then
