@@ -373,12 +373,191 @@ check_targets([("availability during the spike", avail_during, ">=", 0.99),
     "successes. Backoff and a budget alone save the DB but not the requests during the spike."))
 
 # %% [markdown]
+# ## 8. How services talk: connection pools, HTTP/2 streams, one gRPC stream, and GraphQL's N+1
+#
+# A gateway calls a fast endpoint and a slow one (each slow request waits 0.5 s on a slow dependency).
+# The transport decides who waits for whom: a shared HTTP/1.1 pool of P connections, a pool per endpoint,
+# one HTTP/2 connection with 100 concurrent streams, or one ordered gRPC stream. The slow endpoint's
+# offered concurrency λ·S grows along the x axis. The third panel: a GraphQL list of N items whose
+# resolvers call the backend once per item, against a DataLoader's single batched call.
+
+# %%
+from experiments import service_communication
+p = service_communication.QUICK if QUICK else service_communication.Params()
+res = service_communication.run(p, seed=1)
+figs = service_communication.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Little's law is the whole story: the slow endpoint holds λ·S connections on average, and once that
+# (plus the fast endpoint's small share) reaches the pool's size the queue grows without bound and every
+# request behind it — fast or slow — waits until its deadline. The same exhaustion in a pool of its own is an
+# accidental bulkhead: only the slow endpoint suffers. N+1 resolvers cost 1 + N calls; sequential ones also
+# cost N round trips; a DataLoader makes it 2 calls.
+
+# %%
+explore(service_communication)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 5 · When does the slow endpoint fill the pool?
+#
+# The gateway's HTTP/1.1 client has **one pool of 10 connections** for both endpoints; a connection
+# carries one request at a time. Each request to the slow endpoint holds its connection for **0.5 s**.
+# Ignoring the fast endpoint's tiny share, **at what request rate to the slow endpoint (req/s) is the pool
+# saturated**, so that fast requests start waiting behind slow ones without bound?
+
+# %% tags=["answer"] splitbrain={"exercise": 5, "reference": "prediction = 20", "wrong": "prediction = 10", "rerun": false}
+prediction = None   # <- your answer: slow-endpoint requests per second that saturate a pool of 10
+
+# %% tags=["run"]
+import dataclasses
+from simulator.runner.teach import agrees, check_number
+pc = dataclasses.replace(service_communication.QUICK, loads=(0.5, 1.5))
+closed_form = pc.pool_size / pc.slow_s                   # Little: lambda * S = P
+shared = service_communication.ARMS[0]
+rows = {x: service_communication.transport_point(pc, 1, shared, x) for x in pc.loads}
+for x, r in rows.items():
+    print(f"slow rate {x * closed_form:g} req/s: connections held {r['mean_held']:.1f} of {pc.pool_size} · fast "
+          f"requests within {pc.fast_slo_ms:g} ms {r['fast_within_slo']:.0%} · slow answered {r['slow_availability']:.0%}")
+agrees(rows[1.5]["mean_held"], pc.pool_size, 0.05, "a saturated pool holds all P connections")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2, unit="req/s", why=(
+    "Little's law: connections in use = arrival rate x holding time, so the slow endpoint alone holds "
+    "lambda x 0.5 s connections and fills 10 at lambda = 10 / 0.5 = 20 req/s. Above that, requests arrive faster "
+    "than the pool releases connections: the FIFO wait grows until it reaches the deadline, and the fast "
+    "endpoint's requests, queued behind slow ones, wait as long. (The fast endpoint's share, 100 req/s x 6 ms "
+    "= 0.6 connections, moves the threshold to about 18.8 req/s.) Give the slow endpoint its own pool and its "
+    "exhaustion hurts only itself; HTTP/2's 100 streams move the limit to 200 req/s."))
+
+# %% [markdown]
+# ## 9. Three timeouts: connect, request, idle
+#
+# Left: a proxy (an AWS ALB) keeps a connection to a backend open between requests and closes it after its
+# idle timeout I = 60 s; the backend (a Node.js server) closes it after its keep-alive K = 5 s. A request the
+# proxy writes on a connection the backend has just closed meets a TCP RST: a 502. Right: a connect timeout
+# and a request timeout against a healthy, an unreachable (packets dropped) and a slow host.
+
+# %%
+from experiments import three_timeouts
+p = three_timeouts.QUICK if QUICK else three_timeouts.Params()
+res = three_timeouts.run(p, seed=1)
+figs = three_timeouts.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# The 502 rate is the chance that an idle gap falls between K and I — quiet services suffer most, busy
+# ones rarely idle for 5 s. The fix is an ordering: the side that *reuses* the connection must give up on it
+# first (K > I, as AWS documents, or I < K). A connect timeout learns in one round trip that nobody answers;
+# only a request timeout bounds a host that answers slowly.
+
+# %%
+explore(three_timeouts)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 6 · How many 502s does a quiet service see?
+#
+# An ALB with the default **idle timeout of 60 s** sits in front of a Node.js service with the default
+# **keep-alive of 5 s**. The service gets **one request every 20 s** on average (Poisson, 0.05 req/s) on one
+# connection. **What fraction of requests get a 502?** (Exponential idle gaps; a request that finds the
+# connection idle between 5 s and 60 s meets a closed one; after a 502 the next request opens a fresh
+# connection.)
+
+# %% tags=["answer"] splitbrain={"exercise": 6, "reference": "prediction = 0.42", "wrong": "prediction = 0.05", "rerun": false}
+prediction = None   # <- your answer: fraction of requests answered 502 (0..1)
+
+# %% tags=["run"]
+import dataclasses
+import math
+from simulator.runner.teach import agrees, check_number
+pi = dataclasses.replace(three_timeouts.QUICK, requests=2000)
+row = three_timeouts.idle_point(pi, 1, three_timeouts.ARMS[0], 0.05)
+fixed = three_timeouts.idle_point(pi, 1, three_timeouts.ARMS[1], 0.05)
+closed_form = row["theory"]
+se = math.sqrt(closed_form * (1 - closed_form) / row["requests"])
+print(f"{row['requests']} requests · 502s {row['bad_gateway_rate']:.1%} (closed form q/(1+q) = {closed_form:.1%}, "
+      f"q = e^-0.25 - e^-3 = {row['q']:.3f}) · with keep-alive 65 s > idle 60 s: {fixed['bad_gateway_rate']:.1%}")
+agrees(row["bad_gateway_rate"], closed_form, 4 * se, "q / (1 + q), q = exp(-rK) - exp(-rI)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.06, why=(
+    "An idle gap is exponential with mean 20 s, so P(gap > 5 s) = e^-0.25 = 0.78 and P(gap > 60 s) = e^-3 = 0.05: "
+    "q = 0.73 of the requests that find an open connection find one the backend already closed (the proxy's own "
+    "60 s timer has not fired yet). The request after a 502 opens a fresh connection and is safe, so per request "
+    "pi = q (1 - pi), pi = q / (1 + q) = 0.42. The quiet service is the worst case: the rate ln(I/K)/(I - K) = "
+    "0.045/s maximises it. Make the backend's keep-alive longer than the proxy's idle timeout (65 s > 60 s) and "
+    "the window is empty: no 502s at any rate."))
+
+# %% [markdown]
+# ## 10. The service mesh: stacked retries, retry budgets, mesh timeouts, canaries
+#
+# An application calls a dependency through its sidecar. Left: the dependency hangs; the app tries 3 times,
+# the sidecar 3 times per app call — and Envoy's retry budget (20% of active requests may be retries).
+# Middle: the app waits 1 s; the sidecar's route timeout is Envoy's default 15 s, or aligned with the app's
+# deadline. Right: a bad version rolled out as a canary (1%, 5%, 25%, 50%, 100%), with an analysis every
+# interval that rolls back when the canary's error rate passes 1%.
+
+# %%
+from experiments import mesh_retries
+p = mesh_retries.QUICK if QUICK else mesh_retries.Params()
+res = mesh_retries.run(p, seed=1)
+figs = mesh_retries.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Adding a mesh under an application that already retries adds a retry layer: 3 × 3 = 9 calls per user
+# request reach the failing dependency. The budget caps the sidecar's share at 1/(1 − β). A route timeout
+# longer than the app's deadline keeps sending tries for a caller who has left. A canary's automated rollback
+# limits a clear regression to the first step's traffic; a subtle one (3% errors against a 1% threshold)
+# passes the first, small checks by luck and is caught later, at a larger weight.
+
+# %%
+explore(mesh_retries)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
+
+# %% [markdown]
+# ### Exercise 7 · How much of a broken canary do users see?
+#
+# A new version answers **500 to every request**. It is rolled out as a canary at **1%** of **100 req/s**
+# (then 5%, 25%, 50%, 100%); the analysis checks the canary's error rate every **10 s** and rolls back at the
+# first failed check. **How many requests does the broken version serve before the rollback?**
+
+# %% tags=["answer"] splitbrain={"exercise": 7, "reference": "prediction = 10", "wrong": "prediction = 50", "rerun": false}
+prediction = None   # <- your answer: requests served by the broken canary before the rollback
+
+# %% tags=["run"]
+import dataclasses
+from models.edge import canary_exposure
+from simulator.runner.teach import agrees, check_number
+pm = dataclasses.replace(mesh_retries.QUICK, bad_error_rate=1.0, trials=20)
+trials = [mesh_retries.canary_trial(pm, 1, mesh_retries.VERSIONS[0], t) for t in range(pm.trials)]
+served = [t["canary_requests"] for t in trials]
+measured = sum(served) / len(served)
+closed_form = canary_exposure(pm.steps, pm.canary_rate, pm.interval_s, 1.0, pm.max_error_rate)["requests"]
+print(f"{pm.trials} rollouts · broken-canary requests served {served} · mean {measured:.1f} (closed form "
+      f"w1 x rate x interval = {closed_form:.1f}) · rolled back at {trials[0]['decided_at_s']:g} s")
+agrees(measured, closed_form, 4 * (closed_form / pm.trials) ** 0.5, "w1 x rate x interval (Poisson)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2.5, unit="requests", why=(
+    "The first check fails for sure (every canary request is an error), so the canary only ever serves its first "
+    "step: 1% x 100 req/s x 10 s = 10 requests, all of them errors users see. The number is set by the first "
+    "step's weight and the analysis interval, not by the later steps — halve either and you halve the blast "
+    "radius (at the price of a slower rollout, or of checks on fewer requests, which let subtle regressions "
+    "through)."))
+
+# %% [markdown]
 # ## Summary
 #
 # Every resilience pattern spends something small to avoid something large: backoff and budgets spend
 # latency to avoid a retry storm, breakers spend a fallback to give a dependency room, bulkheads spend
 # capacity to contain a failure, hedging spends ~5% load to cut the tail. Misused — retries at every
 # layer, timeouts longer than the caller waits — the same patterns cause the outage.
+# The transport and the mesh add their own copies of these patterns — connection pools that are accidental
+# bulkheads or accidental outages, idle timers that must expire on the reusing side first, sidecar retries
+# that multiply the app's — so count them as layers too.
 #
 # **Try next:** `splitbrain sweep retry_storm --grid trigger_s=0.5:1:2:4` to find how long a trigger must
 # last to tip the system into the metastable state; `splitbrain run tail_at_scale --param hedge_quantile=0.99`; then
