@@ -234,6 +234,30 @@ res["summary"]
 explore(rolling_deploy)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
 
 # %% [markdown]
+# ## 10. Service discovery: stale caches and probes
+#
+# A registry health-checks each instance and delists a dead one after `k` missed checks; clients cache
+# its answer for a TTL (DNS, or a client library) — or call a router that holds the only, watched, cache.
+# One instance crashes; then a new instance that needs 40 s to start joins, with and without a readiness
+# probe, and with a liveness probe that fires too early.
+
+# %%
+from experiments import service_discovery
+p = service_discovery.QUICK if QUICK else service_discovery.Params()
+res = service_discovery.run(p, seed=1)
+figs = service_discovery.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# After a crash at a random instant, a dead instance keeps receiving its 1/n share until the registry
+# notices, (k − ½)h on average, and then until every cache refreshes, another R/2: a 30 s DNS TTL costs more
+# than the health checker. Server-side discovery (one watched list) removes the cache term. A readiness
+# probe keeps traffic off an instance until it can serve; a liveness probe whose last allowed failure comes
+# before the start-up ends (`startup > initialDelaySeconds + (failureThreshold − 1) × periodSeconds`) kills
+# it again and again: CrashLoopBackOff. A startupProbe, or a longer initial delay, is the fix.
+
+# %% [markdown]
 # ## Exercises: predict, then run
 #
 # Each exercise asks a question about a concrete scenario. Write your answer in the `prediction = None`
@@ -397,6 +421,37 @@ check_number(prediction, closed_form, tol=0.04, why=(
     "it is 0.5 whatever c is, and after the rollout 1 - c = 0.8 until the v1 clients are gone. The measured "
     "value differs by binomial noise over the few seconds at f = 3/4. Expand and contract (add the new field, "
     "migrate, then remove the old) keeps every pair compatible."))
+
+# %% [markdown]
+# ### Exercise 5 · A cached DNS answer after a crash
+#
+# Four instances behind a registry that health-checks every **5 s** and delists an instance after **3**
+# intervals without a good check; each client caches the registry's answer for a **30 s TTL** (each at its
+# own phase) and sends its requests to a random instance of its cached list. One instance crashes at a
+# random instant. **What fraction of the requests sent in the 60 s after the crash fail?**
+
+# %% tags=["answer"] splitbrain={"exercise": 5, "reference": "prediction = 0.115", "wrong": "prediction = 0.0625", "rerun": false}
+prediction = None   # <- your answer: fraction of requests failing in the 60 s after the crash
+
+# %% tags=["run"]
+from experiments import service_discovery
+from simulator.runner.teach import agrees, check_number
+pd_ = service_discovery.QUICK if QUICK else service_discovery.Params()
+r = service_discovery.crash_summary(pd_, 1, 5.0, "client", 30.0)
+closed_form = service_discovery.expected_failed_fraction(pd_, 5.0, 30.0)    # (1/n) ((k - 1/2) h + R/2) / window
+se = (closed_form / r["requests"]) ** 0.5 + r["exposure_se_s"] / pd_.instances / pd_.window_s
+print(f"{r['requests']} requests after {pd_.trials} crashes · measured {r['failed_fraction']:.3f} · mean exposure "
+      f"{r['exposure_s']:.1f} s · closed form (1/4) x (2.5 x 5 + 30/2) / 60 = {closed_form:.3f}")
+agrees(r["failed_fraction"], closed_form, 4 * se, "(1/n) ((k - 1/2) h + R/2) / window")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.02, why=(
+    "The dead instance keeps its 1/4 share for as long as it stays in a client's cache. The registry's last good "
+    "check came a uniform 0-5 s before the crash, so it delists after (3 - 1/2) x 5 = 12.5 s on average; each "
+    "cache then keeps the dead entry until its next refresh, 30/2 = 15 s on average: 27.5 s of a 60 s window, "
+    "times 1/4 = 0.115. Counting only the TTL (0.0625) forgets detection; 1/4 forgets that it ends. Shorter "
+    "TTLs or a watched endpoint list (server-side discovery) shrink the larger term; retries on another "
+    "instance hide it."))
 
 # %% [markdown]
 # ## Summary
