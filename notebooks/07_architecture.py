@@ -258,6 +258,28 @@ res["summary"]
 # it again and again: CrashLoopBackOff. A startupProbe, or a longer initial delay, is the fix.
 
 # %% [markdown]
+# ## 11. API versioning and feature flags
+#
+# v2 of an API renames a field while clients upgrade slowly (mean τ). The gateway routes `/v1` and `/v2`
+# (URL versioning, v1 removed later), or routes on an `Accept-Version` header whose default becomes the
+# latest; an additive change; and the breaking change behind a feature flag, all at once or in guarded
+# stages.
+
+# %%
+from experiments import api_versioning
+p = api_versioning.QUICK if QUICK else api_versioning.Params()
+res = api_versioning.run(p, seed=1)
+figs = api_versioning.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Removing v1 T after the release fails exactly the clients that have not upgraded, e^(−T/τ) of the
+# requests: supporting N-1 for τ·ln(1/ε) keeps that under ε. A header default that follows the latest
+# version breaks every client that never sent the header, at once; an additive change breaks nobody. A
+# flag rolled out in stages with a guard stops at its first stage's errors instead of an outage.
+
+# %% [markdown]
 # ## Exercises: predict, then run
 #
 # Each exercise asks a question about a concrete scenario. Write your answer in the `prediction = None`
@@ -452,6 +474,34 @@ check_number(prediction, closed_form, tol=0.02, why=(
     "times 1/4 = 0.115. Counting only the TTL (0.0625) forgets detection; 1/4 forgets that it ends. Shorter "
     "TTLs or a watched endpoint list (server-side discovery) shrink the larger term; retries on another "
     "instance hide it."))
+
+# %% [markdown]
+# ### Exercise 6 · When can v1 go?
+#
+# v2 of an API ships; each client upgrades after an exponential time with a mean of **30 s** (the
+# simulator's compressed weeks). v1's route is deleted **60 s** after the release. **What fraction of the
+# requests sent just after the removal fail?**
+
+# %% tags=["answer"] splitbrain={"exercise": 6, "reference": "prediction = 0.135", "wrong": "prediction = 0.0", "rerun": false}
+prediction = None   # <- your answer: fraction of requests failing just after v1 is removed
+
+# %% tags=["run"]
+import dataclasses, math
+from experiments import api_versioning
+from simulator.runner.teach import agrees, check_number
+pv = dataclasses.replace(api_versioning.QUICK, sweep_after_s=(60.0,), sweep_window_s=2.0, rate=200.0)
+sw = api_versioning.run(pv, seed=1)["removal_sweep"].iloc[0]
+closed_form = math.exp(-60 / 30)
+print(f"{sw.requests:.0f} requests in the {pv.sweep_window_s:g} s after removal · measured {sw.failed_fraction:.3f} · "
+      f"closed form e^(-60/30) = {closed_form:.3f} (averaged over the window: {sw.expected:.3f})")
+agrees(sw.failed_fraction, sw.expected, 4 * sw.se, "(tau/w)(exp(-T/tau) - exp(-(T+w)/tau))")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.03, why=(
+    "Every request from a client still on v1 fails once its route is gone, and with exponential upgrade times "
+    "the share of clients not yet upgraded after T is e^(-T/tau) = e^(-2) = 0.135 — two mean upgrade times is "
+    "far from 'everyone'. Removing it at 0.0 would need T = infinity; keeping failures under 1% needs "
+    "T = tau ln(100) = 4.6 tau. Watch the v1 traffic (per API key) before removing it, not the calendar."))
 
 # %% [markdown]
 # ## Summary
