@@ -280,6 +280,28 @@ res["summary"]
 # flag rolled out in stages with a guard stops at its first stage's errors instead of an outage.
 
 # %% [markdown]
+# ## 12. Service-to-service auth: rotating certificates and signing keys
+#
+# A workload's mTLS certificate is renewed with and without overlap, one verifier's clock runs behind
+# (so a fresh certificate's notBefore is in its future), and the CA backdates notBefore; then a JWT
+# issuer rotates its signing key while verifiers cache its JWKS for a TTL.
+
+# %%
+from experiments import s2s_auth
+p = s2s_auth.QUICK if QUICK else s2s_auth.Params()
+res = s2s_auth.run(p, seed=1)
+figs = s2s_auth.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# A rotation without overlap fails every call from expiry until the next reload (reload/2 on average); with
+# an overlap longer than the reload period, none — unless a verifier's clock is behind, which rejects the
+# new certificate as not yet valid for the skew minus the reload delay; backdating notBefore past the skew
+# fixes it. A JWKS cached for t rejects new-key tokens for (t − o)²/(2t) per rotation: publish the key at
+# least one TTL before signing with it.
+
+# %% [markdown]
 # ## Exercises: predict, then run
 #
 # Each exercise asks a question about a concrete scenario. Write your answer in the `prediction = None`
@@ -502,6 +524,35 @@ check_number(prediction, closed_form, tol=0.03, why=(
     "the share of clients not yet upgraded after T is e^(-T/tau) = e^(-2) = 0.135 — two mean upgrade times is "
     "far from 'everyone'. Removing it at 0.0 would need T = infinity; keeping failures under 1% needs "
     "T = tau ln(100) = 4.6 tau. Watch the v1 traffic (per API key) before removing it, not the calendar."))
+
+# %% [markdown]
+# ### Exercise 7 · A signing-key rotation without overlap
+#
+# An issuer starts signing with a new key the moment it publishes it in its JWKS (no overlap). Each of many
+# verifiers caches the JWKS for **30 s** and refetches at its own, random phase. **For how many seconds per
+# rotation does a verifier reject the new tokens, on average?**
+
+# %% tags=["answer"] splitbrain={"exercise": 7, "reference": "prediction = 15", "wrong": "prediction = 30", "rerun": false}
+prediction = None   # <- your answer: seconds of rejections per verifier per rotation
+
+# %% tags=["run"]
+from experiments import s2s_auth
+from simulator.runner.teach import agrees, check_number
+pj = s2s_auth.QUICK if QUICK else s2s_auth.Params()
+r = s2s_auth.jwks_arm(pj, 1, 30.0, 0.0)
+closed_form = r["expected_window_s"]               # (t - o)^2 / (2 t) with o = 0: t / 2
+tol = 4 * r["se"] * (pj.key_rotations + 0.5) * pj.rotation_s / pj.key_rotations
+print(f"{r['requests']} verifications, {pj.jwks_verifiers} verifiers, {pj.key_rotations} rotations · measured "
+      f"{r['window_s']:.1f} s per rotation · closed form 30 / 2 = {closed_form:.1f} s")
+agrees(r["window_s"], closed_form, tol, "(t - o)^2 / (2 t)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2.0, unit="s", why=(
+    "A verifier keeps its cached JWKS until its next refetch, which comes a uniform 0-30 s after the key "
+    "appears: on average 15 s, not the full TTL (30 s is the worst case, met by the verifier that refetched "
+    "just before). Publish the new key at least one TTL before signing with it and nobody rejects anything: "
+    "the window is (t - o)^2 / (2t), zero for o >= t. Refetching the JWKS on an unknown kid (rate-limited) "
+    "is the other fix."))
 
 # %% [markdown]
 # ## Summary
