@@ -24,6 +24,8 @@ from simulator import PhysicalClock, Simulation
 
 @dataclass(frozen=True)
 class Certificate:
+    """An X.509 certificate reduced to what rotation needs: a serial and its validity window (seconds)."""
+
     serial: int
     not_before: float
     not_after: float
@@ -45,6 +47,7 @@ class CertificateAuthority:
         self.issued = 0
 
     def issue(self) -> Certificate:
+        """A new certificate: ``not_before`` = the CA's clock minus ``backdate_s``, valid ``lifetime_s`` from now."""
         self.issued += 1
         nb = self.clock.now() - self.backdate_s
         return Certificate(self.issued, nb, nb + self.backdate_s + self.lifetime_s)
@@ -83,6 +86,7 @@ class JwksCache:
         self.sim.at(self.ttl_s, self._refresh)
 
     def verifies(self, kid: str) -> bool:
+        """Whether a token signed with key ``kid`` verifies against the cached JWKS."""
         return kid in self.kids
 
 

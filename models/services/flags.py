@@ -55,6 +55,7 @@ class FeatureFlag:
         return pct
 
     def enabled(self, key: str, now: float) -> bool:
+        """Whether user ``key`` sees the feature at ``now``: its stable bucket is below the percentage."""
         return bucket(key, self.name) * 100 < self.percent(now)
 
     def record(self, ok: bool) -> None:
