@@ -135,6 +135,30 @@ tid = logs.trace_hex(1, worst[0])
 lines[lines["trace_id"] == tid]
 
 # %% [markdown]
+# ## 5. Sampling traces and shipping logs through an incident
+#
+# Storing every trace is too expensive, so both samplers below store the same number per second:
+# OpenTelemetry's head sampler (`TraceIdRatioBased`, decided from the trace id when the request starts) and
+# the Collector's tail sampler (keep every error and slow trace, fill the budget at random). Then a log
+# shipper's bounded buffer meets a 10x burst of incident log lines: back-pressure, drop-newest, drop-oldest.
+
+# %%
+from experiments import trace_sampling
+p = trace_sampling.QUICK if QUICK else trace_sampling.Params()
+res_s = trace_sampling.run(p, seed=1)
+figs = trace_sampling.plot(res_s, p)
+plt.show()
+res_s["summary"]
+
+# %% [markdown]
+# Head sampling is blind to outcomes: at ratio p it keeps p of the errors and p of the slow requests. Tail
+# sampling spends the same storage on the traces worth reading — all of them in normal traffic, and
+# b / (rate x (error + slow share)) of them once an incident produces more than the budget b. A dropping log
+# buffer loses (λ − μ)·D − K lines, all from the incident; drop-newest keeps how it started (usually the
+# cause), drop-oldest how it ended, and back-pressure keeps every line but delivers them late and stalls
+# the producers.
+
+# %% [markdown]
 # ## Exercises: predict, then run
 #
 # Each exercise asks a question about a concrete scenario. Write your answer in the `prediction = None`
@@ -328,6 +352,36 @@ check_targets([("minutes from the 10x burn's start to the first page", detect_mi
                     "burn, a long window stays above its threshold for much of its length; pairing it with a short "
                     "window (a small fraction of the long one, yet long enough that a few random errors at 1x do "
                     "not reach the threshold) ends the page within minutes."))
+
+# %% [markdown]
+# ### Exercise 5 · Tail sampling when the incident outgrows the budget
+#
+# A service takes **150 requests/s**; a tail sampler may store **10 traces per second** and keeps errors
+# and slow traces (1% of requests are slow) first. During an incident **20%** of the requests fail.
+# **What fraction of the incident's error traces does the tail sampler keep?**
+
+# %% tags=["answer"] splitbrain={"exercise": 5, "reference": "prediction = 0.32", "wrong": "prediction = 1.0", "rerun": false}
+prediction = None   # <- your answer: fraction of the incident's error traces kept
+
+# %% tags=["run"]
+import math
+from experiments import trace_sampling
+from simulator.runner.teach import agrees, check_number
+pt = trace_sampling.QUICK
+rs = trace_sampling.run(pt, seed=1)["summary"].set_index(["phase", "sampler"]).loc[("incident", "tail")]
+closed_form = rs.expected_errors_kept          # E[min(H, b)] / E[H], H ~ Poisson(150 x 0.208) per second
+se = math.sqrt(closed_form * (1 - closed_form) / rs.errors)
+print(f"{rs.errors} error traces in the incident · tail sampling kept {rs.errors_kept:.3f} · closed form "
+      f"{closed_form:.3f} (~ 10 / (150 x 0.208) = {10 / (150 * 0.208):.3f}) · head sampling keeps {pt.head_ratio:.3f}")
+agrees(rs.errors_kept, closed_form, 4 * se + 0.01, "E[min(H, b)] / E[H]")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.05, why=(
+    "In normal traffic the tail sampler keeps every error, because about 150 x 0.02 = 3 interesting traces a "
+    "second fit in a budget of 10. During the incident about 150 x (1 - 0.8 x 0.99) = 31 traces a second are "
+    "errors or slow, and the budget still holds 10: it keeps a random 10/31 = 0.32 of them (not 1.0 — the "
+    "budget binds — and still five times head sampling's 0.067). Exemplars of every error kind survive; "
+    "counts must come from metrics, not from the sampled traces."))
 
 # %% [markdown]
 # ## Summary

@@ -234,6 +234,74 @@ res["summary"]
 explore(rolling_deploy)   # change any parameter and rerun (controls need Jupyter with ipywidgets)
 
 # %% [markdown]
+# ## 10. Service discovery: stale caches and probes
+#
+# A registry health-checks each instance and delists a dead one after `k` missed checks; clients cache
+# its answer for a TTL (DNS, or a client library) — or call a router that holds the only, watched, cache.
+# One instance crashes; then a new instance that needs 40 s to start joins, with and without a readiness
+# probe, and with a liveness probe that fires too early.
+
+# %%
+from experiments import service_discovery
+p = service_discovery.QUICK if QUICK else service_discovery.Params()
+res = service_discovery.run(p, seed=1)
+figs = service_discovery.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# After a crash at a random instant, a dead instance keeps receiving its 1/n share until the registry
+# notices, (k − ½)h on average, and then until every cache refreshes, another R/2: a 30 s DNS TTL costs more
+# than the health checker. Server-side discovery (one watched list) removes the cache term. A readiness
+# probe keeps traffic off an instance until it can serve; a liveness probe whose last allowed failure comes
+# before the start-up ends (`startup > initialDelaySeconds + (failureThreshold − 1) × periodSeconds`) kills
+# it again and again: CrashLoopBackOff. A startupProbe, or a longer initial delay, is the fix.
+
+# %% [markdown]
+# ## 11. API versioning and feature flags
+#
+# v2 of an API renames a field while clients upgrade slowly (mean τ). The gateway routes `/v1` and `/v2`
+# (URL versioning, v1 removed later), or routes on an `Accept-Version` header whose default becomes the
+# latest; an additive change; and the breaking change behind a feature flag, all at once or in guarded
+# stages.
+
+# %%
+from experiments import api_versioning
+p = api_versioning.QUICK if QUICK else api_versioning.Params()
+res = api_versioning.run(p, seed=1)
+figs = api_versioning.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# Removing v1 T after the release fails exactly the clients that have not upgraded, e^(−T/τ) of the
+# requests: supporting N-1 for τ·ln(1/ε) keeps that under ε. A header default that follows the latest
+# version breaks every client that never sent the header, at once; an additive change breaks nobody. A
+# flag rolled out in stages with a guard stops at its first stage's errors instead of an outage.
+
+# %% [markdown]
+# ## 12. Service-to-service auth: rotating certificates and signing keys
+#
+# A workload's mTLS certificate is renewed with and without overlap, one verifier's clock runs behind
+# (so a fresh certificate's notBefore is in its future), and the CA backdates notBefore; then a JWT
+# issuer rotates its signing key while verifiers cache its JWKS for a TTL.
+
+# %%
+from experiments import s2s_auth
+p = s2s_auth.QUICK if QUICK else s2s_auth.Params()
+res = s2s_auth.run(p, seed=1)
+figs = s2s_auth.plot(res, p)
+plt.show()
+res["summary"]
+
+# %% [markdown]
+# A rotation without overlap fails every call from expiry until the next reload (reload/2 on average); with
+# an overlap longer than the reload period, none — unless a verifier's clock is behind, which rejects the
+# new certificate as not yet valid for the skew minus the reload delay; backdating notBefore past the skew
+# fixes it. A JWKS cached for t rejects new-key tokens for (t − o)²/(2t) per rotation: publish the key at
+# least one TTL before signing with it.
+
+# %% [markdown]
 # ## Exercises: predict, then run
 #
 # Each exercise asks a question about a concrete scenario. Write your answer in the `prediction = None`
@@ -397,6 +465,94 @@ check_number(prediction, closed_form, tol=0.04, why=(
     "it is 0.5 whatever c is, and after the rollout 1 - c = 0.8 until the v1 clients are gone. The measured "
     "value differs by binomial noise over the few seconds at f = 3/4. Expand and contract (add the new field, "
     "migrate, then remove the old) keeps every pair compatible."))
+
+# %% [markdown]
+# ### Exercise 5 · A cached DNS answer after a crash
+#
+# Four instances behind a registry that health-checks every **5 s** and delists an instance after **3**
+# intervals without a good check; each client caches the registry's answer for a **30 s TTL** (each at its
+# own phase) and sends its requests to a random instance of its cached list. One instance crashes at a
+# random instant. **What fraction of the requests sent in the 60 s after the crash fail?**
+
+# %% tags=["answer"] splitbrain={"exercise": 5, "reference": "prediction = 0.115", "wrong": "prediction = 0.0625", "rerun": false}
+prediction = None   # <- your answer: fraction of requests failing in the 60 s after the crash
+
+# %% tags=["run"]
+from experiments import service_discovery
+from simulator.runner.teach import agrees, check_number
+pd_ = service_discovery.QUICK if QUICK else service_discovery.Params()
+r = service_discovery.crash_summary(pd_, 1, 5.0, "client", 30.0)
+closed_form = service_discovery.expected_failed_fraction(pd_, 5.0, 30.0)    # (1/n) ((k - 1/2) h + R/2) / window
+se = (closed_form / r["requests"]) ** 0.5 + r["exposure_se_s"] / pd_.instances / pd_.window_s
+print(f"{r['requests']} requests after {pd_.trials} crashes · measured {r['failed_fraction']:.3f} · mean exposure "
+      f"{r['exposure_s']:.1f} s · closed form (1/4) x (2.5 x 5 + 30/2) / 60 = {closed_form:.3f}")
+agrees(r["failed_fraction"], closed_form, 4 * se, "(1/n) ((k - 1/2) h + R/2) / window")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.02, why=(
+    "The dead instance keeps its 1/4 share for as long as it stays in a client's cache. The registry's last good "
+    "check came a uniform 0-5 s before the crash, so it delists after (3 - 1/2) x 5 = 12.5 s on average; each "
+    "cache then keeps the dead entry until its next refresh, 30/2 = 15 s on average: 27.5 s of a 60 s window, "
+    "times 1/4 = 0.115. Counting only the TTL (0.0625) forgets detection; 1/4 forgets that it ends. Shorter "
+    "TTLs or a watched endpoint list (server-side discovery) shrink the larger term; retries on another "
+    "instance hide it."))
+
+# %% [markdown]
+# ### Exercise 6 · When can v1 go?
+#
+# v2 of an API ships; each client upgrades after an exponential time with a mean of **30 s** (the
+# simulator's compressed weeks). v1's route is deleted **60 s** after the release. **What fraction of the
+# requests sent just after the removal fail?**
+
+# %% tags=["answer"] splitbrain={"exercise": 6, "reference": "prediction = 0.135", "wrong": "prediction = 0.0", "rerun": false}
+prediction = None   # <- your answer: fraction of requests failing just after v1 is removed
+
+# %% tags=["run"]
+import dataclasses, math
+from experiments import api_versioning
+from simulator.runner.teach import agrees, check_number
+pv = dataclasses.replace(api_versioning.QUICK, sweep_after_s=(60.0,), sweep_window_s=2.0, rate=200.0)
+sw = api_versioning.run(pv, seed=1)["removal_sweep"].iloc[0]
+closed_form = math.exp(-60 / 30)
+print(f"{sw.requests:.0f} requests in the {pv.sweep_window_s:g} s after removal · measured {sw.failed_fraction:.3f} · "
+      f"closed form e^(-60/30) = {closed_form:.3f} (averaged over the window: {sw.expected:.3f})")
+agrees(sw.failed_fraction, sw.expected, 4 * sw.se, "(tau/w)(exp(-T/tau) - exp(-(T+w)/tau))")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=0.03, why=(
+    "Every request from a client still on v1 fails once its route is gone, and with exponential upgrade times "
+    "the share of clients not yet upgraded after T is e^(-T/tau) = e^(-2) = 0.135 — two mean upgrade times is "
+    "far from 'everyone'. Removing it at 0.0 would need T = infinity; keeping failures under 1% needs "
+    "T = tau ln(100) = 4.6 tau. Watch the v1 traffic (per API key) before removing it, not the calendar."))
+
+# %% [markdown]
+# ### Exercise 7 · A signing-key rotation without overlap
+#
+# An issuer starts signing with a new key the moment it publishes it in its JWKS (no overlap). Each of many
+# verifiers caches the JWKS for **30 s** and refetches at its own, random phase. **For how many seconds per
+# rotation does a verifier reject the new tokens, on average?**
+
+# %% tags=["answer"] splitbrain={"exercise": 7, "reference": "prediction = 15", "wrong": "prediction = 30", "rerun": false}
+prediction = None   # <- your answer: seconds of rejections per verifier per rotation
+
+# %% tags=["run"]
+from experiments import s2s_auth
+from simulator.runner.teach import agrees, check_number
+pj = s2s_auth.QUICK if QUICK else s2s_auth.Params()
+r = s2s_auth.jwks_arm(pj, 1, 30.0, 0.0)
+closed_form = r["expected_window_s"]               # (t - o)^2 / (2 t) with o = 0: t / 2
+tol = 4 * r["se"] * (pj.key_rotations + 0.5) * pj.rotation_s / pj.key_rotations
+print(f"{r['requests']} verifications, {pj.jwks_verifiers} verifiers, {pj.key_rotations} rotations · measured "
+      f"{r['window_s']:.1f} s per rotation · closed form 30 / 2 = {closed_form:.1f} s")
+agrees(r["window_s"], closed_form, tol, "(t - o)^2 / (2 t)")
+
+# %% tags=["check"]
+check_number(prediction, closed_form, tol=2.0, unit="s", why=(
+    "A verifier keeps its cached JWKS until its next refetch, which comes a uniform 0-30 s after the key "
+    "appears: on average 15 s, not the full TTL (30 s is the worst case, met by the verifier that refetched "
+    "just before). Publish the new key at least one TTL before signing with it and nobody rejects anything: "
+    "the window is (t - o)^2 / (2t), zero for o >= t. Refetching the JWKS on an unknown kid (rate-limited) "
+    "is the other fix."))
 
 # %% [markdown]
 # ## Summary

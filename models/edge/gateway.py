@@ -9,6 +9,11 @@ with 504 when it fires), a local rate limit per API key as a token bucket (Envoy
 pattern (Richardson, *Microservices Patterns*, ch. 8): one client request fans out to several services and
 the gateway answers with whatever came back, marking the answer ``partial`` when a part is missing.
 
+Versioning: URL versioning is a route per version prefix (``/v1``, ``/v2``); header versioning is
+``version_header=`` (e.g. ``"Accept-Version"``): the header's value, or ``default_version`` when the
+request has none, is prepended to the path before matching (Envoy matches routes on headers the same
+way), so ``{"path": "/orders", "headers": {"Accept-Version": "v2"}}`` takes the ``/v2`` route.
+
 A request is ``gateway.node.call("gateway", "request", {"path": ..., "api_key": ...})``. Outcomes:
 ``ok`` (value: the backend's value, or for an aggregate ``{"parts": {...}, "partial": bool,
 "missing": [...]}``), ``rejected`` (rate limited), ``error`` (no route, or every part of an aggregate
@@ -69,7 +74,8 @@ class ApiGateway:
 
     def __init__(self, sim: Simulation, upstreams: dict[str, Sequence[str]], routes: Sequence[Route], *,
                  name: str = "gateway", rate_limit: TokenBucketConfig | None = None,
-                 key_limits: dict[str, TokenBucketConfig] | None = None) -> None:
+                 key_limits: dict[str, TokenBucketConfig] | None = None, version_header: str | None = None,
+                 default_version: str = "") -> None:
         if not routes:
             raise ValueError("routes must hold at least one Route")
         for r in routes:
@@ -81,6 +87,7 @@ class ApiGateway:
         self.upstreams = {s: list(h) for s, h in upstreams.items()}
         self.routes = sorted(routes, key=lambda r: -len(r.prefix))  # longest prefix first
         self.rate_limit, self.key_limits = rate_limit, dict(key_limits or {})
+        self.version_header, self.default_version = version_header, default_version
         self.buckets: dict[str, TokenBucket] = {}
         self._rr = dict.fromkeys(self.upstreams, 0)
         self.log = _Log()
@@ -114,6 +121,9 @@ class ApiGateway:
     def _handle(self, msg: Message):
         p = msg.payload if isinstance(msg.payload, dict) else {}
         path, key = str(p.get("path", "/")), str(p.get("api_key", ""))
+        if self.version_header is not None:
+            v = (p.get("headers") or {}).get(self.version_header) or self.default_version
+            path = f"/{v}{path}" if v else path
         log, now = self.log, self.sim.now
         i = len(log.start)
         log.start.append(now)

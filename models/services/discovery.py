@@ -47,11 +47,15 @@ class Registry:
         self.node.on("__lookup__", lambda msg: tuple(self.listed(msg.payload)))
         self.node.after(self.config.check_interval_s, self._check_all)
 
-    def register(self, service: str, node: Node, ready: Callable[[], bool] | None = None) -> None:
-        """Add ``node`` under ``service``; ``ready()`` (default: always) answers readiness."""
+    def register(self, service: str, node: Node, ready: Callable[[], bool] | None = None, *,
+                 listed_at_once: bool = True) -> None:
+        """Add ``node`` under ``service``; ``ready()`` (default: always) answers readiness.
+        ``listed_at_once``: registration counts as a first heartbeat (else the instance is listed
+        only after its first ready check, as a Kubernetes endpoint with a readiness probe)."""
         node.on("__health__", lambda msg: bool(ready()) if ready is not None else True)
         self.services.setdefault(service, []).append(node.name)
-        self.last_ok[node.name] = self.sim.now  # registration counts as a first heartbeat
+        if listed_at_once:
+            self.last_ok[node.name] = self.sim.now
 
     def listed(self, service: str) -> list[str]:
         """``service``'s instances whose last successful ready check is at most ``ttl_s`` seconds
