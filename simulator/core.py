@@ -31,6 +31,8 @@ from .trace import Trace
 __all__ = ["Simulation", "name_key", "watch_progress"]
 
 
+_FREEZE_EVERY = 1024  # nodes; see Simulation.node
+
 # Progress listeners ``(now, until) -> None`` set by the runner (``watch_progress``): when any
 # is set, ``run`` advances in 1% steps and reports after each; otherwise it costs nothing.
 _progress_listeners: list[Callable[[float, float], None]] = []
@@ -47,6 +49,22 @@ class watch_progress:
 
     def __exit__(self, *exc: object) -> None:
         _progress_listeners.remove(self.fn)
+
+
+class _LazyDraw:
+    """``(n) -> ndarray``: ``n`` draws of ``dist.draw`` (or of ``random`` when ``draw`` is None)
+    on the stream ``stream``, whose generator is looked up on the first call only."""
+
+    __slots__ = ("sim", "stream", "draw", "rng")
+
+    def __init__(self, sim: Simulation, stream: str, draw: Callable | None) -> None:
+        self.sim, self.stream, self.draw, self.rng = sim, stream, draw, None
+
+    def __call__(self, n: int):
+        rng = self.rng
+        if rng is None:
+            rng = self.rng = self.sim.rng(self.stream)
+        return rng.random(n) if self.draw is None else self.draw(rng, n)
 
 
 class Simulation:
@@ -73,6 +91,7 @@ class Simulation:
         self._started = False
         self._progress_step = 0.0  # simulated seconds per progress report (see run)
         self._on_start: list[Callable[[], None]] = []
+        self.spans = None  # a span recorder, once simulator.observe.spans.enable_spans is called
 
     # -- time -----------------------------------------------------------------------------
     @property
@@ -93,16 +112,24 @@ class Simulation:
 
         Batches start small and double (see :mod:`simulator.distributions`), so a node's
         sampler holds about as many samples as it has used, at most 4,096; the values do not
-        depend on the batch sizes. A constant draws nothing, so it gets no generator (~20 us
-        and ~1 KB each). Other streams are made here, not on first draw: made mid-run, between
-        events, one costs ~3x more (cold caches), and a world's samplers are nearly all used."""
+        depend on the batch sizes. The stream's generator (~10-20 us and ~1 KB) is made on the
+        first draw, not here: a world of a million mostly idle nodes makes none for the idle
+        ones, and the values are the same either way, since a named stream depends on the seed
+        and its name only (never on when it was made). A constant draws nothing and never makes
+        one. A distribution with its own ``sampler`` (``Mixture`` spawns child streams from its
+        generator) gets the generator at once."""
         d = as_distribution(dist, stream)
-        return d.sampler(None if isinstance(d, Constant) else self.rng(stream))
+        if isinstance(d, Constant):
+            return d.sampler(None)
+        if type(d).sampler is not Distribution.sampler:
+            return d.sampler(self.rng(stream))
+        return buffered(_LazyDraw(self, stream, d.draw))
 
     def uniforms(self, stream: str) -> Callable[[], float]:
         """A batched ``() -> float`` of U[0, 1) draws on the stream ``stream``, in the
-        generator's order (``rng(stream).random(n)``), in batches that start small and double."""
-        return buffered(self.rng(stream).random)
+        generator's order (``rng(stream).random(n)``), in batches that start small and double;
+        the generator is made on the first draw."""
+        return buffered(_LazyDraw(self, stream, None))
 
     # -- building the world ---------------------------------------------------------------
     def node(self, name: str, **kwargs: Any) -> Node:
@@ -113,6 +140,12 @@ class Simulation:
             raise ValueError(f"node name {name!r} is already used")
         n = Node(self, name, **kwargs)
         self.nodes[name] = n
+        if not len(self.nodes) % _FREEZE_EVERY:
+            # A big world is built before it runs and lives as long as the run: without this, the
+            # cyclic GC's full collections re-scan every node built so far as the world grows
+            # (~70% of the time to build 100,000 nodes). Frozen objects are still freed by
+            # reference counting; run() unfreezes everything when it ends (see there).
+            gc.freeze()
         return n
 
     def network(self, **kwargs: Any) -> Network:

@@ -47,15 +47,38 @@ def test_ten_thousand_nodes_serving_one_request_each_hold_few_samples():
     assert sim.net._default.latency.buffered() <= 2 * k + FIRST_BATCH
 
 
-def test_constant_samplers_make_no_stream():
-    """A constant draws nothing, so 1,000 nodes serving with a constant time make no generator
-    (~20 us and ~1 KB each); a random service time makes its stream."""
+def test_streams_are_made_on_first_draw_and_constants_make_none():
+    """A named stream's generator (~10-20 us and ~1 KB) is made on a sampler's first draw, not
+    when the sampler is made; a constant never makes one. 1,000 idle nodes make no stream."""
     sim = Simulation(seed=1)
     for i in range(1000):
         sim.node(f"c{i}").serve("get", service=0.001)
-    sim.node("s").serve("get", service=Exponential(0.004))
+    s = sim.node("s").serve("get", service=Exponential(0.004))
     assert sim.nodes["c7"]._pools["get"].service() == 0.001
-    assert [s for s in sim._streams if s.startswith("service.")] == ["service.s.get"]
+    assert not [n for n in sim._streams if n.startswith("service.")]
+    s.service()
+    assert [n for n in sim._streams if n.startswith("service.")] == ["service.s.get"]
+
+
+@pytest.mark.parametrize("dist", DISTS, ids=repr)
+def test_a_lazily_made_stream_gives_the_numbers_of_one_made_at_once(dist):
+    """Made on first draw, mid-way through another sampler's use of the same stream name, or
+    eagerly with ``rng(name)``: the same values (a named stream depends on seed and name only)."""
+    eager = dist.sampler(Simulation(seed=9).rng("service.x.get"))
+    want = [eager() for _ in range(3000)]
+    sim = Simulation(seed=9)
+    lazy = sim.sampler(dist, "service.x.get")
+    sim.rng("other")  # other streams made first shift nothing
+    assert [lazy() for _ in range(3000)] == want
+
+
+def test_a_default_clock_made_late_reads_as_if_made_with_its_node():
+    sim = Simulation(seed=1)
+    sim.run(until=0.1)
+    n = sim.node("late")  # born at 0.1; its clock is made on first read, at 0.7
+    sim.run(until=0.7)
+    assert n.clock.now() == 0.1 + (sim.now - 0.1) * 1.0
+    assert n.clock.error() == n.clock.now() - sim.now
 
 
 @pytest.mark.parametrize("used", [0, 1, 15, 16, 17, 100, 1000, 5000, 20_000])
