@@ -12,10 +12,12 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.core import NORMAL, URGENT, EventPriority
 
 # The parts a Simulation assembles. None of them imports this module at run time (they name
 # ``Simulation`` in type hints only, under ``TYPE_CHECKING``, and are handed the simulation
@@ -165,7 +167,8 @@ class Simulation:
         ev._ok = True
         ev._value = None
         ev.callbacks.append(lambda _e: fn())
-        self.env.schedule(ev, delay=delay)
+        env = self.env  # Environment.schedule, inlined (the hot path of callback-driven clients)
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
     def on_start(self, fn: Callable[[], None]) -> None:
         """Register ``fn`` to run when :meth:`run` first starts (after validation)."""
@@ -207,7 +210,7 @@ class Simulation:
             while t < until:
                 t0 = time.perf_counter()
                 t = min(until, t + step)
-                self.env.run(until=t)
+                self._advance(t)
                 for fn in _progress_listeners:
                     fn(self.env.now, until)
                 if time.perf_counter() - t0 < 0.05:
@@ -215,11 +218,45 @@ class Simulation:
             self._progress_step = step
             return
         if not progress:
-            self.env.run(until=until)
+            self._advance(until)
             return
         from tqdm.auto import tqdm
 
         with tqdm(total=steps, desc="simulating", unit="%") as bar:
             for i in range(1, steps + 1):
-                self.env.run(until=start + (until - start) * i / steps)
+                self._advance(start + (until - start) * i / steps)
                 bar.update(1)
+
+    def _advance(self, until: float) -> None:
+        """``env.run(until=until)``, with ``Environment.step`` inlined (SimPy 4.1's, line for
+        line: the same stop event, the same event order and ids), which saves a method call and
+        a ``try`` per event (~10% of a small RPC world's time). Other environments (real time)
+        run their own loop."""
+        env = self.env
+        if type(env) is not simpy.Environment:
+            env.run(until=until)
+            return
+        at = until if isinstance(until, int) else float(until)
+        if at <= env._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        stop = simpy.Event(env)  # Environment.run's stop event: before all regular events at ``at``
+        stop._ok = True
+        stop._value = None
+        env.schedule(stop, URGENT, at - env._now)
+        queue = env._queue
+        while True:  # never empty: ``stop`` is in the queue until it is popped
+            env._now, _, _, event = heappop(queue)
+            if event is stop:
+                # What step() does when the stop event's callback raises StopSimulation: it keeps
+                # the (no) remaining callbacks and re-schedules the event, which costs one id.
+                stop.callbacks = []
+                env.schedule(stop, EventPriority(-1))
+                return
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                # The event failed and nobody defused it: crash, as Environment.step does.
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc

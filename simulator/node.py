@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
+from heapq import heappush
 from types import GeneratorType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -264,7 +265,8 @@ class Node:
             t._ok = True
             t._value = rid
             t.callbacks.append(self._on_timeout)
-            self.env.schedule(t, NORMAL, timeout_s)
+            env = self.env  # Environment.schedule, inlined (the hot path)
+            heappush(env._queue, (env._now + timeout_s, NORMAL, next(env._eid), t))
         self.net.send(self.name, dst, op, payload, rid, REQUEST)
         return ev
 
@@ -398,7 +400,8 @@ class Node:
         ev._ok = True
         ev._value = None
         ev.callbacks.append(lambda _e: self._fire(epoch, fn))
-        self.env.schedule(ev, NORMAL, delay)
+        env = self.env  # Environment.schedule, inlined
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
     def _fire(self, epoch: int, fn: Callable[[], None]) -> None:
         if epoch != self.epoch or not self.up:
@@ -592,7 +595,8 @@ class _WorkerPool:
         ev._ok = True
         ev._value = (node.epoch, msg)
         ev.callbacks.append(self._done)
-        node.env.schedule(ev, NORMAL, self.service() * node.slow_factor)
+        env = node.env  # Environment.schedule, inlined (the hot path)
+        heappush(env._queue, (env._now + self.service() * node.slow_factor, NORMAL, next(env._eid), ev))
 
     def _complete(self, ev: Event) -> None:
         node = self.node
