@@ -68,6 +68,9 @@ def _connect(msg: Message) -> bool:
 _DEFAULT_HANDLERS: Mapping[str, Callable] = MappingProxyType({"__connect__": _connect})
 _NO_POOLS: Mapping[str, _WorkerPool] = MappingProxyType({})
 _NONE: tuple = ()
+# Outstanding calls: a node that never calls keeps this shared empty dict (pop() on it finds
+# nothing); only Node.call inserts, and it first gives the node a dict of its own.
+_NO_PENDING: dict = {}
 
 
 class Node:
@@ -109,7 +112,7 @@ class Node:
         self._held: list[Callable[[], None]] | tuple = _NONE
         self._handlers: Mapping[str, Callable] = _DEFAULT_HANDLERS
         self._pools: Mapping[str, _WorkerPool] = _NO_POOLS
-        self._pending: dict[int, Any] = {}
+        self._pending: dict[int, Any] = _NO_PENDING
         self._procs: set[simpy.Process] | tuple = _NONE
         self._crash_hooks: list[Callable[[], None]] | tuple = _NONE
         self._recover_hooks: list[Callable[[], None]] | tuple = _NONE
@@ -259,7 +262,10 @@ class Node:
         rid = next(self.net.rids)
         if self._spans is not None:
             callback = self._spans.rpc(self.env.now, self.name, dst, op, rid, callback, self.env)
-        self._pending[rid] = callback
+        pending = self._pending
+        if pending is _NO_PENDING:
+            pending = self._pending = {}
+        pending[rid] = callback
         if timeout_s != math.inf:
             t = Event(self.env)
             t._ok = True
@@ -429,7 +435,7 @@ class Node:
         self._held = _NONE
         self._paused_until = -math.inf
         # Our own outstanding calls die with the process; no callback will fire for them.
-        self._pending.clear()
+        self._pending = _NO_PENDING
         for pool in self._pools.values():
             pool.reset()
         procs = self._procs
