@@ -14,7 +14,14 @@ taken (the machine may be shared: the minimum is the least disturbed run); CPU t
 printed too, as it is less disturbed by other processes than wall time. The last line is
 ``per-request time ratio K=<max>/K=<min>: R (cpu R')`` (build + run, wall and CPU).
 
+``--sparse K`` instead builds one sparse world of K nodes (e.g. 1,000,000): every node serves
+``get`` as above, but the client sends only ``--requests`` requests (default here 10,000) to
+nodes chosen uniformly, so most nodes stay idle; it prints the time to build the world, to run
+it, and the peak RSS, in one child process.
+
     python benchmarks/kernel_scaling.py [--requests 100000] [--sizes 3:100:1000:10000] [--repeats 2]
+    python benchmarks/kernel_scaling.py --sizes 3:100000 --requests 200000 --repeats 1   # 100k servers
+    python benchmarks/kernel_scaling.py --sparse 1000000                                 # a million nodes
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ def child(k: int, n: int, seed: int) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure(k: int, n: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(k), "--requests", str(n), "--seed", str(seed)],
+def measure(k: int, n: int, seed: int, sparse: bool = False) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--sparse-child" if sparse else "--child", str(k),
+                          "--requests", str(n), "--seed", str(seed)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -70,12 +78,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", type=_sizes, default=(3, 100, 1000, 10_000), help="cluster sizes, e.g. 3:100:1000")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sparse", type=int, help="build one sparse world of this many nodes (e.g. 1000000)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sparse-child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.requests < 1 or a.repeats < 1:
         ap.error("--requests and --repeats must be >= 1")
-    if a.child:
-        print(json.dumps(child(a.child, a.requests, a.seed)))
+    if a.child or a.sparse_child:
+        print(json.dumps(child(a.child or a.sparse_child, a.requests, a.seed)))
+        return
+    if a.sparse is not None:
+        if a.sparse < 1:
+            ap.error(f"--sparse must be a number of nodes >= 1, got {a.sparse}")
+        n = a.requests if "--requests" in (argv if argv is not None else sys.argv) else 10_000
+        m = measure(a.sparse, n, a.seed, sparse=True)
+        print(f"sparse world, K={a.sparse:,} nodes, {n:,} requests: build {m['build_s']:.2f} s, "
+              f"run {m['run_s']:.2f} s, peak {m['peak_mb']:.0f} MB (ok {m['ok']})")
         return
     best: dict[int, dict] = {}
     cpus: dict[int, list[dict]] = {k: [] for k in a.sizes}

@@ -34,14 +34,18 @@ class PhysicalClock:
         sync_interval_s: float | None = None,
         sync_error_s: float = 0.0,
         name: str = "clock",
+        _since: float | None = None,
     ) -> None:
         self.sim = sim
         self.drift_ppm = _finite("drift_ppm", drift_ppm)
         if abs(self.drift_ppm) >= 1e6:
             raise ValueError(f"drift_ppm must be in (-1e6, 1e6), got {drift_ppm}")
         self._rate = 1.0 + self.drift_ppm * 1e-6
-        self._base = sim.now + _finite("offset_s", offset_s)
-        self._t_base = sim.now
+        # ``_since``: the true time the clock was set (now, unless made later for a node that
+        # existed before: Node makes its default clock on first read, as of the node's birth).
+        since = sim.now if _since is None else _since
+        self._base = since + _finite("offset_s", offset_s)
+        self._t_base = since
         self.sync_error_s = _finite("sync_error_s", sync_error_s, 0.0)
         self.sync_interval_s = None
         self.syncs = 0

@@ -16,6 +16,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 from simpy.core import NORMAL
@@ -331,7 +332,8 @@ class Network:
         ev._ok = True
         ev._value = msg
         ev.callbacks.append(self._deliver)
-        self.env.schedule(ev, NORMAL, delay)
+        env = self.env  # Environment.schedule, inlined (the hot path)
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
     def _deliver(self, ev: Event) -> None:
         msg: Message = ev._value

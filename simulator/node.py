@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator
-from types import GeneratorType
+from collections.abc import Callable, Generator, Mapping
+from heapq import heappush
+from types import GeneratorType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -56,8 +57,32 @@ class _Crash:
 CRASH = _Crash()
 
 
+def _connect(msg: Message) -> bool:
+    return True
+
+
+# Shared, read-only stand-ins for a node's containers until it first needs its own: most nodes
+# of a big world never register a handler, hold a message or spawn a process, and an empty dict
+# or set costs 64-216 bytes each (a million nodes: hundreds of MB of empty containers).
+# "__connect__" answers a connection handshake (clients model connect timeouts with it).
+_DEFAULT_HANDLERS: Mapping[str, Callable] = MappingProxyType({"__connect__": _connect})
+_NO_POOLS: Mapping[str, _WorkerPool] = MappingProxyType({})
+_NONE: tuple = ()
+# Outstanding calls: a node that never calls keeps this shared empty dict (pop() on it finds
+# nothing); only Node.call inserts, and it first gives the node a dict of its own.
+_NO_PENDING: dict = {}
+
+
 class Node:
-    """A process on a host: receives messages, serves RPCs, crashes and recovers."""
+    """A process on a host: receives messages, serves RPCs, crashes and recovers.
+
+    Slotted, with its containers, its default clock and its streams made on first use, so an
+    idle node costs a few hundred bytes (``__dict__`` stays available for protocol attributes)."""
+
+    __slots__ = ("sim", "env", "net", "name", "_clock", "_born", "refuse_when_down", "up", "stopped", "epoch",
+                 "state", "durable", "slow_factor", "_paused_until", "_held", "_handlers", "_pools", "_pending",
+                 "_procs", "_crash_hooks", "_recover_hooks", "on_late_reply", "crashes", "_spans",
+                 "__dict__", "__weakref__")
 
     def __init__(
         self,
@@ -71,10 +96,11 @@ class Node:
         self.env = sim.env
         self.net = sim.net
         self.name = name
-        if clock is None or isinstance(clock, dict):
+        self._born = sim.env.now
+        if isinstance(clock, dict):
             # e.g. clock=dict(drift_ppm=50, sync_interval_s=1, sync_error_s=0.001)
-            clock = PhysicalClock(sim, name=name, **(clock or {}))
-        self.clock = clock
+            clock = PhysicalClock(sim, name=name, **clock)
+        self._clock = clock  # None: a perfect clock, made when first read (see the clock property)
         self.refuse_when_down = refuse_when_down
         self.up = True
         self.stopped = False  # crash-stop: never recovers
@@ -83,18 +109,36 @@ class Node:
         self.durable: dict = {}
         self.slow_factor = 1.0
         self._paused_until = -math.inf
-        self._held: list[Callable[[], None]] = []
-        # "__connect__" answers a connection handshake (clients model connect timeouts with it).
-        self._handlers: dict[str, Callable] = {"__connect__": lambda msg: True}
-        self._pools: dict[str, _WorkerPool] = {}
-        self._pending: dict[int, Any] = {}
-        self._procs: set[simpy.Process] = set()
-        self._crash_hooks: list[Callable[[], None]] = []
-        self._recover_hooks: list[Callable[[], None]] = []
+        self._held: list[Callable[[], None]] | tuple = _NONE
+        self._handlers: Mapping[str, Callable] = _DEFAULT_HANDLERS
+        self._pools: Mapping[str, _WorkerPool] = _NO_POOLS
+        self._pending: dict[int, Any] = _NO_PENDING
+        self._procs: set[simpy.Process] | tuple = _NONE
+        self._crash_hooks: list[Callable[[], None]] | tuple = _NONE
+        self._recover_hooks: list[Callable[[], None]] | tuple = _NONE
         self.on_late_reply: Callable[[Message], None] | None = None
         self.crashes = 0
         # Span recorder (simulator.observe.spans) or None: tracing off costs one test per hop.
-        self._spans = getattr(sim, "spans", None)
+        self._spans = sim.spans
+
+    @property
+    def clock(self) -> PhysicalClock:
+        """This node's wall clock. The default (perfect) one is made on first read, set to read
+        true time from the node's creation on, exactly as if it had been made with the node."""
+        c = self._clock
+        if c is None:
+            c = self._clock = PhysicalClock(self.sim, name=self.name, _since=self._born)
+        return c
+
+    @clock.setter
+    def clock(self, clock: PhysicalClock) -> None:
+        self._clock = clock
+
+    def _hold(self, fn: Callable[[], None]) -> None:
+        """Keep ``fn`` until the pause ends."""
+        if self._held is _NONE:
+            self._held = []
+        self._held.append(fn)
 
     def __repr__(self) -> str:
         return f"Node({self.name!r}, {'up' if self.up else 'down'})"
@@ -104,6 +148,8 @@ class Node:
         """Handle messages/requests ``op``: ``handler(msg)`` returns the reply value, or is a
         generator (run as a process; its return value is the reply), or raises RpcError.
         ``op="*"`` handles every op that has no handler of its own (the workbench's hosts)."""
+        if self._handlers is _DEFAULT_HANDLERS:
+            self._handlers = dict(_DEFAULT_HANDLERS)
         self._handlers[op] = handler
 
     def serve(
@@ -174,13 +220,19 @@ class Node:
                            workers, queue_limit, admit)
         pool._set_discipline(discipline, lifo_above, float(target_s), float(interval_s), deadline_s, deadline_of,
                              float(service_floor_s))
+        if self._pools is _NO_POOLS:
+            self._pools = {}
         self._pools[op] = pool
         return pool
 
     def on_crash(self, fn: Callable[[], None]) -> None:
+        if self._crash_hooks is _NONE:
+            self._crash_hooks = []
         self._crash_hooks.append(fn)
 
     def on_recover(self, fn: Callable[[], None]) -> None:
+        if self._recover_hooks is _NONE:
+            self._recover_hooks = []
         self._recover_hooks.append(fn)
 
     # -- sending -----------------------------------------------------------------------------
@@ -210,13 +262,17 @@ class Node:
         rid = next(self.net.rids)
         if self._spans is not None:
             callback = self._spans.rpc(self.env.now, self.name, dst, op, rid, callback, self.env)
-        self._pending[rid] = callback
+        pending = self._pending
+        if pending is _NO_PENDING:
+            pending = self._pending = {}
+        pending[rid] = callback
         if timeout_s != math.inf:
             t = Event(self.env)
             t._ok = True
             t._value = rid
             t.callbacks.append(self._on_timeout)
-            self.env.schedule(t, NORMAL, timeout_s)
+            env = self.env  # Environment.schedule, inlined (the hot path)
+            heappush(env._queue, (env._now + timeout_s, NORMAL, next(env._eid), t))
         self.net.send(self.name, dst, op, payload, rid, REQUEST)
         return ev
 
@@ -261,7 +317,7 @@ class Node:
                 self.net.send(self.name, msg.src, "crashed", None, msg.rid, REPLY)
             return
         if self._paused_until > self.env.now:
-            self._held.append(lambda: self._receive(msg))
+            self._hold(lambda: self._receive(msg))
             return
         kind = msg.kind
         if kind == REPLY:
@@ -321,6 +377,8 @@ class Node:
     def spawn(self, gen: Generator) -> simpy.Process:
         """Run ``gen`` as a process of this node: a crash interrupts it (quietly)."""
         p = self.env.process(self._guard(gen))
+        if self._procs is _NONE:
+            self._procs = set()
         self._procs.add(p)
         p.callbacks.append(lambda _e: self._procs.discard(p))
         return p
@@ -348,13 +406,14 @@ class Node:
         ev._ok = True
         ev._value = None
         ev.callbacks.append(lambda _e: self._fire(epoch, fn))
-        self.env.schedule(ev, NORMAL, delay)
+        env = self.env  # Environment.schedule, inlined
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
     def _fire(self, epoch: int, fn: Callable[[], None]) -> None:
         if epoch != self.epoch or not self.up:
             return
         if self._paused_until > self.env.now:
-            self._held.append(lambda: self._fire(epoch, fn))
+            self._hold(lambda: self._fire(epoch, fn))
             return
         fn()
 
@@ -373,16 +432,18 @@ class Node:
         self.epoch += 1
         self.crashes += 1
         self.state = {}
-        self._held.clear()
+        self._held = _NONE
         self._paused_until = -math.inf
         # Our own outstanding calls die with the process; no callback will fire for them.
-        self._pending.clear()
+        self._pending = _NO_PENDING
         for pool in self._pools.values():
             pool.reset()
-        for p in list(self._procs):
-            if p.is_alive:
-                p.interrupt(CRASH)
-        self._procs.clear()
+        procs = self._procs
+        if procs:
+            for p in list(procs):
+                if p.is_alive:
+                    p.interrupt(CRASH)
+            procs.clear()
         for fn in self._crash_hooks:
             fn()
         if self.sim.trace is not None:
@@ -417,7 +478,7 @@ class Node:
         if epoch != self.epoch or self._paused_until != end:
             return
         self._paused_until = -math.inf
-        held, self._held = self._held, []
+        held, self._held = self._held, _NONE
         for fn in held:
             fn()
 
@@ -463,7 +524,9 @@ class _WorkerPool:
         self.queue_limit = queue_limit
         self.admit = admit
         self.busy = 0
-        self.queue: deque[tuple[Message, float]] = deque()  # (request, arrival time)
+        # (request, arrival time); an empty tuple until a request first has to wait (an empty
+        # deque is ~600 bytes, and most pools of a big, lightly loaded world never queue).
+        self.queue: deque[tuple[Message, float]] | tuple = _NONE
         self.served = 0
         self.rejected = 0
         self.arrivals = 0
@@ -481,12 +544,27 @@ class _WorkerPool:
         self.deadline_of = deadline_of
         self.service_floor_s = service_floor_s
         self._codel = _CoDel(self, target_s, interval_s) if discipline == "codel" else None
-        self._pop = {"fifo": self.queue.popleft, "lifo": self.queue.pop, "adaptive_lifo": self._pop_adaptive,
-                     "codel": self._codel.pop if self._codel else None, "deadline": self._pop_deadline}[discipline]
+        self._bind_pop()
+
+    def _bind_pop(self) -> None:
+        # FIFO and LIFO pop with the deque's own bound method (no extra call on the default path),
+        # so ``_pop`` is rebound when the queue is made; it is only called on a non-empty queue.
+        d, q = self.discipline, self.queue
+        if d == "fifo":
+            self._pop = q.popleft if q is not _NONE else None
+        elif d == "lifo":
+            self._pop = q.pop if q is not _NONE else None
+        elif d == "adaptive_lifo":
+            self._pop = self._pop_adaptive
+        elif d == "codel":
+            self._pop = self._codel.pop
+        else:
+            self._pop = self._pop_deadline
 
     def reset(self) -> None:
         self.busy = 0
-        self.queue.clear()
+        if self.queue:
+            self.queue.clear()
         if self._codel is not None:
             self._codel.reset()
 
@@ -502,6 +580,9 @@ class _WorkerPool:
                 self.node.reply(msg, "overloaded", "rejected")
         else:
             self.waited += 1
+            if self.queue is _NONE:
+                self.queue = deque()
+                self._bind_pop()
             self.queue.append((msg, self.node.env.now))
 
     def _admit(self) -> bool:
@@ -520,7 +601,8 @@ class _WorkerPool:
         ev._ok = True
         ev._value = (node.epoch, msg)
         ev.callbacks.append(self._done)
-        node.env.schedule(ev, NORMAL, self.service() * node.slow_factor)
+        env = node.env  # Environment.schedule, inlined (the hot path)
+        heappush(env._queue, (env._now + self.service() * node.slow_factor, NORMAL, next(env._eid), ev))
 
     def _complete(self, ev: Event) -> None:
         node = self.node
@@ -528,7 +610,7 @@ class _WorkerPool:
         if epoch != node.epoch:
             return  # the node crashed while serving: the work is lost
         if node._paused_until > node.env.now:
-            node._held.append(lambda: self._complete(ev))
+            node._hold(lambda: self._complete(ev))
             return
         self.served += 1
         sp = node._spans

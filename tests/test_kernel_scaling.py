@@ -1,7 +1,7 @@
 """Kernel scaling: samplers hold few samples until used (batches start at FIRST_BATCH and
 double up to BATCH), a named stream's values do not depend on batch sizes nor on other
 streams, and the adaptive samplers still draw from the right laws. No timing assertions:
-memory is checked by counting buffered samples (``sample.buffered()``)."""
+memory is checked by counting buffered samples (``buffered_count(sample)``)."""
 
 import math
 
@@ -10,7 +10,7 @@ import pytest
 
 from models.services import PoissonClient
 from simulator import Constant, Empirical, Exponential, LogNormal, Mixture, Normal, Pareto, Simulation, Uniform
-from simulator.distributions import BATCH, FIRST_BATCH, buffered
+from simulator.distributions import BATCH, FIRST_BATCH, buffered, buffered_count
 
 DISTS = [
     Constant(0.003), Uniform(0.001, 0.005), Exponential(0.004), Normal(0.01, 0.004),
@@ -36,43 +36,66 @@ def test_ten_thousand_nodes_serving_one_request_each_hold_few_samples():
     names = [f"s{i}" for i in range(k)]
     service = Exponential(0.004)
     pools = [sim.node(s).serve("get", service=service, workers=1) for s in names]
-    assert sum(p.service.buffered() for p in pools) == 0  # nothing is drawn before first use
+    assert sum(buffered_count(p.service) for p in pools) == 0  # nothing is drawn before first use
     client = sim.node("client")
     for i, s in enumerate(names):  # one request per server, spread over a second
         sim.at(i / k, lambda s=s: client.call(s, "get", timeout_s=1.0, callback=lambda o, v: None))
     sim.run(until=3.0)
     assert all(p.served == 1 for p in pools)
-    assert sum(p.service.buffered() for p in pools) == k * (FIRST_BATCH - 1)
+    assert sum(buffered_count(p.service) for p in pools) == k * (FIRST_BATCH - 1)
     # the shared latency sampler drew 2 * k samples: its buffer is bounded by what it used
-    assert sim.net._default.latency.buffered() <= 2 * k + FIRST_BATCH
+    assert buffered_count(sim.net._default.latency) <= 2 * k + FIRST_BATCH
 
 
-def test_constant_samplers_make_no_stream():
-    """A constant draws nothing, so 1,000 nodes serving with a constant time make no generator
-    (~20 us and ~1 KB each); a random service time makes its stream."""
+def test_streams_are_made_on_first_draw_and_constants_make_none():
+    """A named stream's generator (~10-20 us and ~1 KB) is made on a sampler's first draw, not
+    when the sampler is made; a constant never makes one. 1,000 idle nodes make no stream."""
     sim = Simulation(seed=1)
     for i in range(1000):
         sim.node(f"c{i}").serve("get", service=0.001)
-    sim.node("s").serve("get", service=Exponential(0.004))
+    s = sim.node("s").serve("get", service=Exponential(0.004))
     assert sim.nodes["c7"]._pools["get"].service() == 0.001
-    assert [s for s in sim._streams if s.startswith("service.")] == ["service.s.get"]
+    assert not [n for n in sim._streams if n.startswith("service.")]
+    s.service()
+    assert [n for n in sim._streams if n.startswith("service.")] == ["service.s.get"]
 
 
-@pytest.mark.parametrize("used", [0, 1, 15, 16, 17, 100, 1000, 5000, 20_000])
+@pytest.mark.parametrize("dist", DISTS, ids=repr)
+def test_a_lazily_made_stream_gives_the_numbers_of_one_made_at_once(dist):
+    """Made on first draw, mid-way through another sampler's use of the same stream name, or
+    eagerly with ``rng(name)``: the same values (a named stream depends on seed and name only)."""
+    eager = dist.sampler(Simulation(seed=9).rng("service.x.get"))
+    want = [eager() for _ in range(3000)]
+    sim = Simulation(seed=9)
+    lazy = sim.sampler(dist, "service.x.get")
+    sim.rng("other")  # other streams made first shift nothing
+    assert [lazy() for _ in range(3000)] == want
+
+
+def test_a_default_clock_made_late_reads_as_if_made_with_its_node():
+    sim = Simulation(seed=1)
+    sim.run(until=0.1)
+    n = sim.node("late")  # born at 0.1; its clock is made on first read, at 0.7
+    sim.run(until=0.7)
+    assert n.clock.now() == 0.1 + (sim.now - 0.1) * 1.0
+    assert n.clock.error() == n.clock.now() - sim.now
+
+
+@pytest.mark.parametrize("used", [0, 1, 3, 4, 5, 15, 16, 17, 100, 1000, 5000, 20_000])
 def test_buffer_never_exceeds_what_was_used_nor_batch(used):
-    """Refill sizes are 16, 32, 64, …: a refill of size s happens after 16 + … + s/2 = s - 16
+    """Refill sizes are 4, 8, 16, …: a refill of size s happens after 4 + … + s/2 = s - 4
     samples were used, so the buffer holds at most ``used + FIRST_BATCH`` and at most BATCH."""
     s = Exponential(1.0).sampler(_gen())
     for _ in range(used):
         s()
-    assert s.buffered() <= min(used + FIRST_BATCH, BATCH)
+    assert buffered_count(s) <= min(used + FIRST_BATCH, BATCH)
 
 
 @pytest.mark.parametrize("dist", DISTS, ids=repr)
 def test_values_do_not_depend_on_batch_sizes(dist):
     """The same generator gives the same sequence with adaptive, fixed-small and fixed-large
     batches (and, except Mixture's child-stream sampler, the same as one large ``draw``)."""
-    n = 9000  # spans refills of 16 … 4096 and then full batches
+    n = 9000  # spans refills of 4 … 4096 and then full batches
     seqs = []
     for batch, first in ((BATCH, FIRST_BATCH), (7, 7), (BATCH, BATCH), (100, 1)):
         s = dist.sampler(_gen(), batch=batch, first=first)
@@ -112,7 +135,7 @@ def test_same_seed_same_samples_and_streams_are_independent_of_other_use():
                                   Mixture([(0.9, Constant(0.001)), (0.1, Exponential(0.1))])], ids=repr)
 def test_adaptive_sampler_mean(dist):
     """Sample mean of N = 50,000 draws within 5 standard errors (sd / sqrt(N)) of the closed form;
-    5 SE makes a false failure ~1e-6 per case. Draws are taken through the refills 16 … 4096."""
+    5 SE makes a false failure ~1e-6 per case. Draws are taken through the refills 4 … 4096."""
     n = 50_000
     s = dist.sampler(_gen(11))
     xs = np.array([s() for _ in range(n)])
