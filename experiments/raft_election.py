@@ -16,12 +16,19 @@ followers that the leader plus they form a majority (3 of 5), i.e. when the clus
 again (``all_ms``: until all four survivors heard it). A trial with no leader recognised within
 ``horizon_s`` is censored: counted and reported, never dropped.
 
-Broadcast time → model (§5.6: "the average time it takes a server to send RPCs in parallel to
-every server in the cluster and receive their responses"): ``broadcast = 2 × one-way + fsync``.
-A responder writes to disk (term/vote, log entries) before it answers, a candidate writes its vote
-for itself before asking; one-way latency is log-normal with mean ``(broadcast_ms − fsync_ms)/2``
-and shape ``latency_sigma``; fsync is constant ``fsync_ms``. How 15 ms splits between network and
-disk is not stated in the paper: it is a parameter (default: all network).
+Mechanics → model, from LogCabin (the code measured; Server/RaftConsensus.cc at 0947261, March
+2014) and the thesis (ch. 9): a timer is re-drawn at every reset, in whole milliseconds
+(``randomRange`` = ``lround(uniform)``, Core/Random.cc l.87-90: ``timeout_quantum_ms=1``); a follower
+restarts it on AppendEntries from the leader (l.995-996) and on granting a vote (l.1197-1198), never
+on a RequestVote it rejects: ``stepDown()`` updates the term without a timer reset unless it was
+leader (l.2133-2151). A candidate writes term + vote (``updateLogMetadata``: two fsyncs) while
+holding the Raft mutex, so its RequestVotes leave after the write (l.2102-2127); a voter seeing a
+higher term writes it, then writes its vote, then answers (l.1175-1200: ``separate_term_write``).
+The new leader sends AppendEntries at once (becomeLeader, l.1872-1895); the thesis (§9.4) times from
+the crash until the other servers received it (``all_ms``); the crash is uniform in the heartbeat
+interval, half the minimum timeout, after a synchronized heartbeat. ``fsync_ms`` (one metadata
+write) is not published: 2.5 ms is chosen on 150–155 ms, with 0.1 ms LAN hops (``broadcast_ms``
+= 2 hops + one write). Chapter 9's other results run in AvailSim's setup (:func:`avail_trial`).
 
 Lesson: with no or little randomness the survivors time out together, split the vote and do it
 again (150–150 ms never elects here, the paper saw > 10 s); a few ms of randomness, more than the
