@@ -393,7 +393,10 @@ def thesis_checks(quick: bool) -> list[Check]:
                  f"{k} elections")
         out.append(Check(THESIS + ", §9.4 / Fig. 9.9", setup, "mean election time (ms)", published=mean_pub * 1e3,
                          measured=base[failed] * 1e3, tolerance=round(max(25.0, 3 * se * 1e3), 1),
-                         why="'about' a value read at a graph's marked point: ±25 ms, or 3 SE"))
+                         why="'about' a value read at a graph's marked point: ±25 ms, or 3 SE",
+                         cause="not determined: the full run gives ~618 ms for 2 failed (1 failed matches); "
+                               "AvailSim's source was not read, so its candidate timers and vote handling after "
+                               "a split are unverified here"))
         out.append(Check(THESIS + ", §9.4 / Fig. 9.9", setup, f"fraction of elections done within {tail_s:g} s",
                          published=0.999, measured=float((x <= tail_s).mean()), tolerance=_binom_tol(0.999, k, 0.0005),
                          why="'99.9% of elections complete within': 3 binomial SE"))
