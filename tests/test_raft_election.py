@@ -146,8 +146,9 @@ def test_params_refuse_bad_ranges():
 def test_quick_lesson_randomness_ends_split_votes_and_short_timeouts_are_faster():
     s = raft_election.run(raft_election.QUICK, seed=1)["summary"].set_index("range")
     narrow, some, wide, short = (s.loc[x] for x in ("150–151 ms", "150–155 ms", "150–300 ms", "50–100 ms"))
-    assert narrow.censored_fraction > 0.9  # 1 ms of randomness: votes split round after round
-    assert narrow.restricted_mean_ms > some.restricted_mean_ms > 3 * wide.restricted_mean_ms
+    # 1 ms of randomness (whole-ms timeouts, LogCabin): votes split round after round, seconds of downtime
+    assert narrow.restricted_mean_ms > 1000
+    assert narrow.restricted_mean_ms > some.restricted_mean_ms > 1.5 * wide.restricted_mean_ms  # paper: 287 vs ~150
     assert narrow.split_votes_per_election > 10 * max(wide.split_votes_per_election, 0.1)
     assert wide.censored == 0 and wide.max_ms < 2 * HI * 1e3 + 100  # at most ~2 rounds
     assert short.mean_ms < wide.mean_ms  # a shorter range elects sooner

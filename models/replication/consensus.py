@@ -82,6 +82,16 @@ class RaftConfig:
     # becomes leader only once that write is durable (the overlap thesis §10.2.1 allows the
     # leader's own log write). Off: it writes first, then asks.
     overlap_self_vote: bool = False
+    # With ``fsync``: a voter that sees a higher term in a RequestVote writes the new term
+    # (voted_for cleared) durably, then writes its vote, two writes before it answers, as
+    # LogCabin does (stepDown() and the grant each call updateLogMetadata(): Server/RaftConsensus.cc
+    # at 0947261, lines 1175-1200 and 2133-2141). Off: one write holds both (Figure 2 is silent).
+    separate_term_write: bool = False
+    # Election timeouts rounded to a multiple of this (seconds): LogCabin draws whole
+    # milliseconds, ``lround(uniform(lo, hi))`` (Core/Random.cc randomRange, called by
+    # RaftConsensus::setElectionTimer), so 150-155 ms means {150, ..., 155} with half weight at
+    # the ends, and timers often tie. None: continuous (Figure 2's "randomized").
+    timeout_quantum: float | None = None
     # BROKEN ON PURPOSE (the Figure 8 bug, §5.4.2): commit earlier terms' entries by counting.
     unsafe_commit_previous_terms: bool = False
 
@@ -95,6 +105,10 @@ class RaftConfig:
             raise ValueError(f"read_mode must be 'read_index' or 'log', got {self.read_mode!r}")
         if not (isinstance(self.max_batch, int) and self.max_batch >= 1):
             raise ValueError(f"max_batch must be an integer >= 1, got {self.max_batch!r}")
+        if self.timeout_quantum is not None and not (isinstance(self.timeout_quantum, (int, float))
+                                                     and 0 < self.timeout_quantum <= lo):
+            raise ValueError(f"timeout_quantum must be None or in (0, election_timeout low={lo}] seconds, "
+                             f"got {self.timeout_quantum!r}")
         if self.fsync is not None and not isinstance(self.fsync, Distribution):
             if isinstance(self.fsync, bool) or not isinstance(self.fsync, (int, float)) \
                     or not (math.isfinite(self.fsync) and self.fsync >= 0):
@@ -111,7 +125,9 @@ class RaftNode:
         self.peers = [n for n in cluster.names if n != node.name]
         self.majority = len(cluster.names) // 2 + 1
         lo, hi = cluster.config.election_timeout
-        self._timeout = self.sim.sampler(Uniform(lo, hi), f"raft.{cluster.name}.{node.name}.election")
+        draw = self.sim.sampler(Uniform(lo, hi), f"raft.{cluster.name}.{node.name}.election")
+        q = cluster.config.timeout_quantum
+        self._timeout = draw if q is None else (lambda: math.floor(draw() / q + 0.5) * q)
         cfg = cluster.config
         self._fsync = (None if cfg.fsync is None
                        else self.sim.sampler(cfg.fsync, f"raft.{cluster.name}.{node.name}.fsync"))
@@ -194,15 +210,15 @@ class RaftNode:
         return wrote
 
     # -- storage -------------------------------------------------------------------------------
-    def _after_disk(self, wrote: bool, fn) -> None:
-        """Run ``fn`` (send a reply) once the disk holds every write so far, plus one more
-        sampled write if ``wrote``. The disk is FIFO, so a later reply never overtakes the
-        write an earlier one depends on. No storage model: at once."""
+    def _after_disk(self, wrote: bool | int, fn) -> None:
+        """Run ``fn`` (send a reply) once the disk holds every write so far, plus ``wrote``
+        more sampled writes (``True``: one). The disk is FIFO, so a later reply never overtakes
+        the write an earlier one depends on. No storage model: at once."""
         if self._fsync is None:
             fn()
             return
         now = self.sim.now
-        if wrote:
+        for _ in range(int(wrote)):
             self._disk_free = max(now, self._disk_free) + self._fsync()
         if self._disk_free > now:
             self.node.after(self._disk_free - now, fn)
@@ -291,13 +307,14 @@ class RaftNode:
 
     def _on_vote_req(self, msg: Message) -> None:
         term, cand, li, lt = msg.payload
-        wrote = term > self.term and self._step_down(term)
+        wrote = int(term > self.term and self._step_down(term))
         my_li, my_lt = self.last()
         d = self.node.durable
         grant = (term == self.term and d["voted_for"] in (None, cand)
                  and (lt > my_lt or (lt == my_lt and li >= my_li)))
         if grant:
-            wrote = wrote or d["voted_for"] != cand
+            if d["voted_for"] != cand:
+                wrote = wrote + 1 if self.cluster.config.separate_term_write else 1
             d["voted_for"] = cand
             self._reset_election_timer()
         reply = (self.term, self.name, grant)
