@@ -294,6 +294,36 @@ class RegisterPart(Part):
             return sel, ends
         return [sel[x] for x in keep], [ends[x] for x in keep]
 
+    def _pools(self, sel: list[int], ends: list[float]) -> tuple[list[int], list[float], dict[int, list[int]]]:
+        """Rule (5), with failed cas kept (else _prune dropped these ops): an info write (or info cas)
+        whose value no read, cas or failed cas in ``sel`` names can only serve to move the state
+        off a value some failed cas expects, into a value nothing ever sees. Such ops are
+        interchangeable but for their invocation times (and, for a cas, the value it expects), and
+        placing the earliest-invoked unused one is never worse than a later one (any placement of
+        k of them maps onto the k earliest: the j-th point is after j invocations). So they are
+        pooled by expected value (-1: a write) and ordered by invocation: kept out of the entry
+        list, whose every expansion would otherwise scan them all (quadratic on long histories).
+        Returns sel and ends reordered as (the rest, then each pool), and the pools as positions."""
+        kind, a, b = self.kind, self.a, self.b
+        if not any(kind[j] == FCAS for j in sel):
+            return sel, ends, {}
+        named = {a[j] for j, e in zip(sel, ends) if kind[j] != WRITE and (kind[j] != READ or e != INF)}
+        rest, pooled = [], defaultdict(list)
+        for x, (j, e) in enumerate(zip(sel, ends)):
+            if e == INF and ((kind[j] == WRITE and a[j] not in named) or (kind[j] == CAS and b[j] not in named)):
+                pooled[-1 if kind[j] == WRITE else a[j]].append(x)
+            else:
+                rest.append(x)
+        if not pooled:
+            return sel, ends, {}
+        order = list(rest)
+        pools: dict[int, list[int]] = {}
+        for key, xs in pooled.items():
+            xs.sort(key=lambda x: self.invoke[sel[x]])
+            pools[key] = list(range(len(order), len(order) + len(xs)))
+            order.extend(xs)
+        return [sel[x] for x in order], [ends[x] for x in order], pools
+
     def search(self, sel, ends, deadline, max_steps):
         """Register-specific refinements keep the search linear on valid histories with many
         concurrent clients: (1) a read that matches the state (or a failed cas that does not) is
@@ -303,12 +333,23 @@ class RegisterPart(Part):
         read (or ok cas) still needs, when no unplaced operation can write that value again, is a
         dead end and is skipped; (4) an info write or cas whose value no unplaced operation needs
         (no read or cas expects it; no failed cas waits for the current value to change) is never
-        placed (placing it only hides the state). All four only reorder branches or skip ones that
-        provably cannot succeed, so the search stays exhaustive."""
+        placed (placing it only hides the state); (5) of interchangeable info ops only the earliest
+        unused one is tried (``_pools``). All five only reorder branches or skip ones that provably
+        cannot succeed (or that a tried branch dominates), so the search stays exhaustive."""
         sel, ends = self._prune(sel, ends)
+        sel, ends, pools = self._pools(sel, ends)
         n = len(sel)
-        L = _Entries(self.invoke, sel, ends)
-        nxt, prv, is_call, ent_op, ret_of, due = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of, L.due
+        n_main = n - sum(len(q) for q in pools.values())
+        L = _Entries(self.invoke, sel[:n_main], ends[:n_main])
+        nxt, prv, is_call, ent_op, ret_of = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of
+        due = L.due + [float(L.size + 1)] * (n - n_main)
+        # rule (5): pooled info ops (see _pools) sit outside the list; candidate ``pool_base + p`` is
+        # pool p's earliest unplaced op, and ``ptr[p]`` how many of pool p are placed
+        pool_base = L.size + 2
+        pool_list = list(pools.values())
+        pool_of = {key: p for p, key in enumerate(pools)}
+        ptr = [0] * len(pool_list)
+        inv = self.invoke
         kind = [self.kind[j] for j in sel]
         a = [self.a[j] for j in sel]
         b = [self.b[j] for j in sel]
@@ -373,9 +414,14 @@ class RegisterPart(Part):
                 e = nxt[e]
             if e > blocked and e <= L.size:
                 blocked = e
+            if pool_list and fl[state]:
+                t_stop = ends[ent_op[e]] if e <= L.size else INF
+                for p in (pool_of.get(-1), pool_of.get(state)):
+                    if p is not None and ptr[p] < len(pool_list[p]) and inv[sel[pool_list[p][ptr[p]]]] <= t_stop:
+                        writers.append(pool_base + p)
             if len(writers) > 1:
                 def urgency(e: int) -> float:
-                    i = ent_op[e]
+                    i = ent_op[e] if e < pool_base else pool_list[e - pool_base][ptr[e - pool_base]]
                     return min(due[i], need.get(a[i] if kind[i] == WRITE else b[i], INF))
                 writers.sort(key=urgency)
             return [writers, 0, -1, state, fp]
@@ -388,16 +434,20 @@ class RegisterPart(Part):
             top = stack[-1]
             lifted = top[2]
             if lifted >= 0:  # undo this frame's previous choice: unlift in reverse order of lifting
-                r = ret_of[lifted]
-                if r >= 0:
-                    nxt[prv[r]] = r
-                    prv[nxt[r]] = r
-                    remaining += 1
-                nxt[prv[lifted]] = lifted
-                prv[nxt[lifted]] = lifted
+                if lifted >= pool_base:
+                    ptr[lifted - pool_base] -= 1
+                    i = pool_list[lifted - pool_base][ptr[lifted - pool_base]]
+                else:
+                    r = ret_of[lifted]
+                    if r >= 0:
+                        nxt[prv[r]] = r
+                        prv[nxt[r]] = r
+                        remaining += 1
+                    nxt[prv[lifted]] = lifted
+                    prv[nxt[lifted]] = lifted
+                    i = ent_op[lifted]
                 state, fp = top[3], top[4]
                 top[2] = -1
-                i = ent_op[lifted]
                 k = kind[i]
                 if k == FCAS:
                     fl[a[i]] += 1
@@ -415,7 +465,7 @@ class RegisterPart(Part):
             while j < len(cands):
                 e = cands[j]
                 j += 1
-                i = ent_op[e]
+                i = ent_op[e] if e < pool_base else pool_list[e - pool_base][ptr[e - pool_base]]
                 k = kind[i]
                 ns = b[i] if k == CAS else (state if k == FCAS else a[i])
                 # dead end: overwriting a value still needed that nothing left can write again
@@ -451,6 +501,10 @@ class RegisterPart(Part):
                     wl[a[i]] -= 1
                 elif k == CAS:
                     wl[b[i]] -= 1
+            if e >= pool_base:  # a pooled op: no entries to unlink, no return to account for
+                ptr[e - pool_base] += 1
+                stack.append(expand())
+                continue
             p, q = prv[e], nxt[e]  # lift: unlink the call entry and its return entry
             nxt[p] = q
             prv[q] = p
