@@ -15,6 +15,10 @@ def test_every_quick_reproduction_passes_or_is_a_known_explained_miss(tmp_path, 
     # The literature-backed experiments of the fidelity issue all take part.
     assert {"queueing", "kernel_demo", "raft_election", "backoff_jitter", "staleness", "retry_storm",
             "tail_at_scale"} <= set(names)
+    from simulator.runner import catalog
+
+    shipped = set(catalog.registry()) - set(catalog._extra_modules)  # not the modules tests register
+    assert shipped <= set(names), f"every experiment has a validate row (issue 24): {shipped - set(names)}"
     md = tmp_path / "validation.md"
     code = main(["validate", "--quick", "--write", str(md)])
     out = capsys.readouterr().out
