@@ -17,6 +17,8 @@ from collections.abc import Generator
 
 from simulator.workbench import Message, Node, RPCError
 
+from .retry import send_until_acked
+
 RPC_TIMEOUT_S = 1.0  # below the client's 5 s, so a lost request is answered (indefinite) in time
 
 
@@ -170,11 +172,7 @@ class TxnReadCommitted(Node):
                     self._replicate(n, writes)
 
     def _replicate(self, dest: str, writes: list) -> None:
-        def done(reply: dict) -> None:
-            if reply.get("type") == "error":
-                self.after(self.retry_s, lambda: self._replicate(dest, writes))
-
-        self.rpc(dest, {"type": "replicate", "writes": writes}, timeout=self.retry_s, callback=done)
+        send_until_acked(self, dest, {"type": "replicate", "writes": writes}, self.retry_s)
 
     def on_replicate(self, msg: Message) -> None:
         """A peer's final writes: install them and acknowledge."""

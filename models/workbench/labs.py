@@ -15,6 +15,7 @@ from typing import Any
 from simulator.workbench import Message, Node
 
 from .reference import Broadcast, UniqueIdsCounter
+from .retry import send_until_acked
 
 
 class EchoStarter(Node):
@@ -136,11 +137,7 @@ class BroadcastBatched(BroadcastDirect):
                 self._send_batch(n, batch)
 
     def _send_batch(self, dest: str, batch: list) -> None:
-        def done(reply: dict) -> None:
-            if reply.get("type") == "error":
-                self.after(self.retry_s, lambda: self._send_batch(dest, batch))
-
-        self.rpc(dest, {"type": "batch", "messages": batch}, timeout=self.retry_s, callback=done)
+        send_until_acked(self, dest, {"type": "batch", "messages": batch}, self.retry_s)
 
 
 class UniqueIdsCentral(Node):

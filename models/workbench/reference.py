@@ -18,6 +18,7 @@ from simulator.workbench import Message, Node, RPCError
 from . import kv
 from .kafka import KAFKA
 from .raft import RaftFollowerRead, RaftLinKV
+from .retry import send_until_acked
 
 
 class Echo(Node):
@@ -128,11 +129,7 @@ class Broadcast(Node):
                 self._gossip(n, m)
 
     def _gossip(self, dest: str, m: int) -> None:
-        def done(reply: dict) -> None:
-            if reply.get("type") == "error":
-                self.after(self.retry_s, lambda: self._gossip(dest, m))
-
-        self.rpc(dest, {"type": "gossip", "message": m}, timeout=self.retry_s, callback=done)
+        send_until_acked(self, dest, {"type": "gossip", "message": m}, self.retry_s)
 
 
 class BroadcastNoRetry(Broadcast):
