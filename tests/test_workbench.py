@@ -94,3 +94,8 @@ def test_set_full_stable_latency_is_jepsens_from_known_to_the_last_read_that_mis
     # held by every read that began after it was known: 0, however long until the next read
     r = checkers.set_full([add(0, "x", 1.0), read(1, 0.5, []), read(2, 9.0, ["x"])], final_check=False)
     assert r["stable_latencies_ms"]["1"] == 0.0 and r["stale_count"] == 0
+    # held only by a read that began before it was known (known = that read's completion): Jepsen calls
+    # it stable (a last read holding it, none missing it after), latency 0 — not never-read
+    slow_add = Op(0, 1, "add", None, "y", None, "ok", 4.0, 5.0)
+    r = checkers.set_full([slow_add, read(1, 4.5, ["y"])], final_check=False)
+    assert r["stable_count"] == 1 and r["never_read_count"] == 0 and r["stable_latencies_ms"]["1"] == 0.0

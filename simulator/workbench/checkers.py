@@ -63,7 +63,8 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per
     one held it, *never-read* otherwise. Stable latency, as Jepsen's: from the known time to the start
     of the last read that missed it, or 0 when every read begun after the known time held it (so an
     element added just before the test ends, read only by the final reads, is not charged the quiet
-    period before them). ``stale`` counts the stable elements with a positive latency.
+    period before them). An element held only by reads begun before it was known is stable too
+    (latency 0), as in Jepsen. ``stale`` counts the stable elements with a positive latency.
     ``per_element``: also ``stable_by_element``, (known time s, stable latency s) per stable element.
 
     Stricter, as Maelstrom's broadcast and Gossip Glomers expect (doc/03-broadcast): with
@@ -93,7 +94,7 @@ def set_full(ops: list[Op], *, add_f: str = "add", final_check: bool = True, per
         present = last_present.get(e, -1)
         absent = next((i for i in range(len(read_sets) - 1, present, -1) if e not in read_sets[i][1]), None)
         if absent is None:  # no read after the last holding one misses it
-            if present < 0 or read_sets[-1][0].invoke_time <= known:
+            if present < 0:
                 never.append(e)
                 continue
             # stable: the last read missing it began before ``present``
