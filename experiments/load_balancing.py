@@ -143,7 +143,7 @@ def validate(quick: bool) -> list[Check]:
     reps = 3 if quick else 12
     checks = []
     for policy, n, dur, d, net in (("random", 10, 2.5 if quick else 10.0, 1, None),
-                                   ("p2c", 100, 0.5 if quick else 2.5, 2, Constant(0.0))):
+                                   ("p2c", 100, 0.35 if quick else 2.5, 2, Constant(0.0))):
         xs = [1e3 * balanced_sojourn(policy, instances=n, rho=rho, seed=300 + r, duration_s=dur, latency=net,
                                      warmup_s=0.5 if net is None else 0.2) for r in range(reps)]
         m, ci = mean_ci95(xs)
