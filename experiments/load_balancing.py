@@ -16,7 +16,13 @@ Reproduces (``validate``): with n single-worker exponential instances at load rh
 routing splits the Poisson stream into n M/M/1 queues, mean sojourn E[S]/(1 - rho), while P2C
 follows Mitzenmacher's supermarket model, sum_i rho^(2^i - 2) E[S] as n grows (Mitzenmacher,
 "The Power of Two Choices in Randomized Load Balancing", IEEE TPDS 12(10), 2001; Vvedenskaya,
-Dobrushin & Karpelevich 1996): at rho = 0.7, 35 ms against 16 ms plus the network.
+Dobrushin & Karpelevich 1996): at rho = 0.7, 35 ms against 16 ms plus the network. The limit is
+checked where it applies: 100 instances and no network time, so the balancer's in-flight count is
+the queue length incl. the job in service, the model's assumption. Measured (issue 24, 8 x 40k
+requests each): with no network the excess over the limit falls like 1/n (4.4%, 2.2%, 1.3%, 0.7% at
+n = 10, 20, 50, 100); the experiment's ~0.5 ms hops add a further ~1.7% at every n (6.0%, 3.9%,
+3.0% at n = 10, 20, 50), because a finished request still counts as outstanding while its reply
+travels back, so P2C compares slightly stale queue lengths.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from models.services import BALANCERS, Call, Endpoint, PoissonClient, Service
-from simulator import Exponential, LogNormal, Simulation
+from simulator import Constant, Distribution, Exponential, LogNormal, Simulation
 from simulator.runner import Check, mean_ci95, param, parameters
 
 
@@ -105,12 +111,13 @@ def supermarket_sojourn(rho: float, d: int = 2) -> float:
 
 
 def balanced_sojourn(policy: str, *, instances: int, rho: float, seed: int, duration_s: float,
-                     warmup_s: float = 0.5) -> float:
+                     warmup_s: float = 0.5, latency: Distribution | None = None) -> float:
     """Mean client latency (s) of requests through :func:`run`'s proxy to ``instances`` single-worker
     backends (Exponential 10 ms) at utilisation ``rho``, none slow; requests started before
-    ``warmup_s`` are left out (the queues start empty)."""
+    ``warmup_s`` are left out (the queues start empty). ``latency``: one network hop (default the
+    experiment's LogNormal, median 0.5 ms)."""
     sim = Simulation(seed=seed)
-    sim.network(latency=LogNormal(median=_NET_MEDIAN_S, sigma=_NET_SIGMA))
+    sim.network(latency=LogNormal(median=_NET_MEDIAN_S, sigma=_NET_SIGMA) if latency is None else latency)
     Service(sim, "backend", endpoints={"get": Endpoint(work=Exponential(_SERVICE_S))}, instances=instances,
             pools={"default": 1})
     proxy = Service(sim, "proxy", endpoints={"get": Endpoint(calls=(Call("backend"),))},
@@ -124,28 +131,30 @@ def balanced_sojourn(policy: str, *, instances: int, rho: float, seed: int, dura
 
 def validate(quick: bool) -> list[Check]:
     """Mean latency at rho = 0.7 through the experiment's proxy and balancers: random against M/M/1
-    (Poisson splitting; exact for any n), P2C against the supermarket model's n -> infinity limit
-    (Mitzenmacher 2001), measured at n = 50: the measured mean sits ~3% above the limit (at n = 20 and
-    n = 200 too), resolved only by the full run's CI — stated as the row's cause, not fitted away.
-    Both add the four network hops (client, proxy, backend and back: 4 E[one-way]). Tolerance: 4 SE of
-    independent replications.
+    (Poisson splitting; exact for any n) plus the four network hops (client, proxy, backend and back:
+    4 E[one-way]); P2C against the supermarket model's n -> infinity limit (Mitzenmacher 2001;
+    Vvedenskaya et al. 1996), measured where that model applies: no network time (the balancer's
+    outstanding count is then the backend's queue incl. the job in service) and n = 100, whose
+    finite-n excess (~0.7%, falling like 1/n, see the module docstring) is below the tolerance.
+    Tolerance: 4 SE of independent replications.
     """
     rho = 0.7
     hops = 4 * _NET_MEDIAN_S * math.exp(_NET_SIGMA ** 2 / 2)
     reps = 3 if quick else 12
     checks = []
-    for policy, n, dur, d in (("random", 10, 2.5 if quick else 10.0, 1), ("p2c", 50, 1.0 if quick else 5.0, 2)):
-        xs = [1e3 * balanced_sojourn(policy, instances=n, rho=rho, seed=300 + r, duration_s=dur) for r in range(reps)]
+    for policy, n, dur, d, net in (("random", 10, 2.5 if quick else 10.0, 1, None),
+                                   ("p2c", 100, 0.35 if quick else 2.5, 2, Constant(0.0))):
+        xs = [1e3 * balanced_sojourn(policy, instances=n, rho=rho, seed=300 + r, duration_s=dur, latency=net,
+                                     warmup_s=0.5 if net is None else 0.2) for r in range(reps)]
         m, ci = mean_ci95(xs)
         se = float(np.std(xs, ddof=1) / math.sqrt(reps))
+        h = hops if net is None else 0.0
         src = ("M/M/1 mean sojourn E[S]/(1 - rho) (random routing splits a Poisson stream)" if d == 1 else
                "Mitzenmacher 2001 (IEEE TPDS), supermarket model d = 2: E[T] = sum rho^(2^i - 2) E[S]")
+        setup = (f"{policy}, {n} instances x 1 worker, Exponential(10 ms), rho = {rho}; {dur:g} s x {reps} runs "
+                 f"after {0.5 if net is None else 0.2:g} s warm-up" + ("" if net is None else "; no network time"))
         checks.append(Check(
-            src, f"{policy}, {n} instances x 1 worker, Exponential(10 ms), rho = {rho}; {dur:g} s x {reps} runs "
-            "after 0.5 s warm-up", "mean latency (ms), incl. 4 network hops",
-            round(1e3 * (supermarket_sojourn(rho, d) * _SERVICE_S + hops), 4), m, 4 * se,
-            f"4 SE of {reps} independent replications", ci,
-            "" if d == 1 else "known difference: the closed form is the n -> infinity limit; the measured mean sits "
-            "2.5-4% (0.4-0.7 ms) above it at n = 20, 50 and 200 alike, which only the full run resolves; "
-            "candidates: finite n, and the balancer's counts including ~1 ms of network time per request"))
+            src, setup, "mean latency (ms), incl. 4 network hops" if net is None else "mean latency (ms)",
+            round(1e3 * (supermarket_sojourn(rho, d) * _SERVICE_S + h), 4), m, 4 * se,
+            f"4 SE of {reps} independent replications", ci))
     return checks

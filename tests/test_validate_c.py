@@ -146,6 +146,14 @@ def test_validate_cqrs_read_lag_is_mm1():
     # "a read after 20 ms always sees the order" (0).
     assert abs(1e3 / 100 - lag100.published) > lag100.tolerance
     assert ryw.published > ryw.tolerance
+    # The hops are derived, not an allowance: two one-way hops plus the poll round trip's mean residual
+    # (1.594 ms for LogNormal(0.5 ms, 0.3)); the tolerance is sampling error only.
+    assert cqrs_read_lag.pipeline_hops_s() == pytest.approx(0.0015937, abs=1e-6)
+    assert cqrs_read_lag.pipeline_hops_s(0.0, 0.3) == 0.0
+    for row, mu in ((lag100, 100.0), (lag200, 200.0)):
+        assert row.published == pytest.approx(1e3 / (mu / 2) + 1e3 * cqrs_read_lag.pipeline_hops_s(), abs=1e-3)
+        assert row.why.startswith("4 SE") and "hops" not in row.why
+    assert ryw.why == "4 binomial SE"
 
 
 def test_validate_event_sourcing_replay_snapshot_arithmetic():
