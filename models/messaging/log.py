@@ -33,10 +33,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import islice
+from operator import lt
 from typing import TYPE_CHECKING, Any
 
 from simulator import NO_REPLY, RpcError
 from simulator.core import name_key
+
+from .logstore import Records, ReplicaLog
 
 if TYPE_CHECKING:
     from simulator import Message, Node, Simulation
@@ -106,13 +110,14 @@ class PartitionMeta:
 
 
 class _Replica:
-    """One broker's copy of one partition. ``log`` entries: ``(epoch, msg_id, key, pid, seq, sent_at)``."""
+    """One broker's copy of one partition. ``log`` reads as entries ``(epoch, msg_id, key, pid, seq,
+    sent_at)``; it is stored as runs over the partition's shared columnar records (logstore.py)."""
 
     __slots__ = ("meta", "node", "log", "hw", "follower_leo", "caught_up_at", "pending", "pid_seq", "_gen", "parked")
 
-    def __init__(self, meta: PartitionMeta, node: Node) -> None:
+    def __init__(self, meta: PartitionMeta, node: Node, store: Records) -> None:
         self.meta, self.node = meta, node
-        self.log: list[tuple] = node.durable.setdefault(("kafka.log", meta.topic, meta.index), [])
+        self.log: ReplicaLog = node.durable.setdefault(("kafka.log", meta.topic, meta.index), ReplicaLog(store))
         self._gen = 0
         self.volatile_reset()
 
@@ -123,19 +128,13 @@ class _Replica:
         self.pending: list[tuple[int, Message, int]] = []  # (end offset, produce request, base offset)
         self.parked: list[list] = []  # long-polling follower fetches: [request, open]
         self._gen += 1
-        self.pid_seq: dict[Any, int] = {}
-        for e in self.log:
-            if e[3] is not None:
-                self.pid_seq[e[3]] = e[4]
+        self.pid_seq: dict[Any, int] = self.log.last_seqs()
 
     def truncate(self, offset: int) -> None:
         if offset < len(self.log):
-            del self.log[offset:]
+            self.log.truncate(offset)
             self.hw = min(self.hw, offset)
-            self.pid_seq = {}
-            for e in self.log:
-                if e[3] is not None:
-                    self.pid_seq[e[3]] = e[4]
+            self.pid_seq = self.log.last_seqs()
 
     def epoch_end(self, epoch: int) -> int:
         """KIP-101 OffsetsForLeaderEpoch: first offset with an epoch > ``epoch`` (else the log end)."""
@@ -143,7 +142,7 @@ class _Replica:
         lo, hi = 0, len(log)
         while lo < hi:  # epochs are non-decreasing along a log
             mid = (lo + hi) // 2
-            if log[mid][0] <= epoch:
+            if log.epoch_at(mid) <= epoch:
                 lo = mid + 1
             else:
                 hi = mid
@@ -174,8 +173,12 @@ class LogCluster:
             for p in range(cfg.partitions):
                 reps = [self.names[(p + j) % brokers] for j in range(cfg.replication_factor)]
                 m = self.meta[(t, p)] = PartitionMeta(t, p, reps, cfg)
+                # one record store per partition, shared by its replicas (a node reused from an
+                # earlier cluster of this name keeps its durable log, and so that log's store)
+                old = [sim.nodes[r].durable.get(("kafka.log", t, p)) for r in reps]
+                store = next((lg.store for lg in old if lg is not None), None) or Records()
                 for r in reps:
-                    self.replicas[r][(t, p)] = _Replica(m, sim.nodes[r])
+                    self.replicas[r][(t, p)] = _Replica(m, sim.nodes[r], store)
         self.elections = 0
         for node in self.nodes:
             node.on(PRODUCE, lambda msg, b=node.name: self._on_produce(b, msg))
@@ -208,9 +211,9 @@ class LogCluster:
         m = self.meta[(topic, partition)]
         return self.replicas[m.leader][(topic, partition)].hw if m.leader else 0
 
-    def log_of(self, broker: str, topic: str, partition: int) -> list[tuple]:
-        """``broker``'s replica of ``partition`` of ``topic`` as it stands: entries
-        ``(epoch, msg_id, key, pid, seq, sent_at)``, the live durable list (do not mutate).
+    def log_of(self, broker: str, topic: str, partition: int) -> ReplicaLog:
+        """``broker``'s replica of ``partition`` of ``topic`` as it stands: a live, read-only
+        sequence of entries ``(epoch, msg_id, key, pid, seq, sent_at)`` (``list(...)`` to keep one).
         """
         return self.replicas[broker][(topic, partition)].log
 
@@ -230,17 +233,24 @@ class LogCluster:
         m = r.meta
         if acks == "all" and len(m.isr) < m.cfg.min_insync_replicas:
             raise RpcError(NOT_ENOUGH_REPLICAS)
-        base = len(r.log)
-        last = r.pid_seq.get(pid, -1) if pid is not None else -1
-        for msg_id, key, seq, sent_at in records:
+        log = r.log
+        base = len(log)
+        if records:
+            msgs, keys, seqs, times = zip(*records)
             if pid is not None:
-                if seq <= last:
-                    continue  # a retried batch: already appended (idempotent producer)
-                last = seq
-            r.log.append((m.epoch, msg_id, key, pid, seq, sent_at))
-        if pid is not None:
-            r.pid_seq[pid] = last
-        end = len(r.log)
+                last = r.pid_seq.get(pid, -1)
+                if not (seqs[0] > last and all(map(lt, seqs, islice(seqs, 1, None)))):
+                    # a retried batch, or part of one: skip what is already appended (idempotent producer)
+                    keep = []
+                    for i, seq in enumerate(seqs):
+                        if seq > last:
+                            keep.append(i)
+                            last = seq
+                    msgs, keys, seqs, times = ([c[i] for i in keep] for c in (msgs, keys, seqs, times))
+                if seqs:
+                    r.pid_seq[pid] = seqs[-1]
+            log.add(*log.store.append(m.epoch, pid, msgs, keys, seqs, times))
+        end = len(log)
         if end > base and r.parked:
             parked, r.parked = r.parked, []
             for w in parked:
@@ -289,7 +299,7 @@ class LogCluster:
     def _replica_fetch(self, r: _Replica, msg: Message) -> tuple:
         topic, part, follower, offset, last_epoch = msg.payload
         leo = len(r.log)
-        if offset > 0 and (offset > leo or r.log[offset - 1][0] != last_epoch):
+        if offset > 0 and (offset > leo or r.log.epoch_at(offset - 1) != last_epoch):
             return ("truncate", min(offset, r.epoch_end(last_epoch)), r.hw)
         m, now = r.meta, self.sim.now
         r.follower_leo[follower] = offset
@@ -298,13 +308,14 @@ class LogCluster:
         if follower not in m.isr and offset >= r.hw:
             m.isr.add(follower)  # caught up to the high watermark: back in sync (via the controller)
         self._advance_hw(r)
-        return ("ok", r.log[offset:offset + self.config.max_fetch_records], r.hw)
+        # store ranges, not records: the follower's log becomes runs over the same store
+        return ("ok", r.log.spans(offset, offset + self.config.max_fetch_records), r.hw)
 
     def _on_fetch(self, b: str, msg: Message):
         """Consumer fetch ``(topic, partition, offset, max_records)`` -> committed records below the HW."""
         topic, part, offset, max_n = msg.payload
         r = self._leading(b, (topic, part))
-        return r.log[offset:min(r.hw, offset + max_n)]
+        return r.log.rows(offset, min(r.hw, offset + max_n))
 
     def _isr_check(self, b: str) -> None:
         lag_max, now = self.config.replica_lag_time_max_s, self.sim.now
@@ -339,7 +350,7 @@ class LogCluster:
             node.after(cfg.replica_fetch_backoff_s, lambda: self._fetch_loop(b, r, gen))
             return
         offset = len(r.log)
-        last_epoch = r.log[-1][0] if r.log else -1
+        last_epoch = r.log.epoch_at(-1) if len(r.log) else -1
 
         def got(outcome: str, value) -> None:
             if gen != r._gen:
@@ -350,11 +361,9 @@ class LogCluster:
                     r.truncate(data)
                     self._fetch_loop(b, r, gen)
                     return
-                if data:
-                    r.log.extend(data)
-                    for e in data:
-                        if e[3] is not None:
-                            r.pid_seq[e[3]] = e[4]
+                for lo, hi in data:
+                    r.log.add(lo, hi)
+                    r.log.store.last_seqs(lo, hi, r.pid_seq)
                 r.hw = min(hw, len(r.log))
                 self._fetch_loop(b, r, gen)
                 return
