@@ -331,6 +331,10 @@ class Node:
             finally:
                 sp.current = prev
             return
+        pool = self._pools.get(msg.op)  # self._dispatch(msg, kind), its first case inlined
+        if pool is not None:
+            pool.arrive(msg)
+            return
         self._dispatch(msg, kind)
 
     def _dispatch(self, msg: Message, kind: int) -> None:
