@@ -135,8 +135,10 @@ class _NamedSeed(ISpawnableSeedSequence):
         return r
 
     def generate_state(self, n_words: int, dtype=np.uint32) -> np.ndarray:
-        if n_words == 4 and np.dtype(dtype) == np.uint64:
-            return self._state.copy()
+        st = self._state
+        if st is not None and n_words == 4 and np.dtype(dtype) == np.uint64:
+            self._state = None  # PCG64 asks once, when seeded: don't keep 144 bytes per stream for it
+            return st
         return self.real().generate_state(n_words, dtype)
 
     def spawn(self, n_children: int) -> list[np.random.SeedSequence]:

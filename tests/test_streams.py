@@ -39,6 +39,9 @@ def test_seed_sequence_stand_in_behaves_like_the_real_one() -> None:
     seq = g.bit_generator.seed_seq
     assert (seq.entropy, seq.spawn_key, seq.n_children_spawned) == (3, (name_key("x"),), 3)
     assert seq.generate_state(3).tolist() == ref.bit_generator.seed_seq.generate_state(3).tolist()
+    # Asked again after seeding (the computed words are not kept), it answers as numpy does.
+    want = ref.bit_generator.seed_seq.generate_state(4, np.uint64).tolist()
+    assert seq.generate_state(4, np.uint64).tolist() == want
     g.random(5)
     back = pickle.loads(pickle.dumps(g))
     assert back.random(4).tolist() == g.random(4).tolist()
