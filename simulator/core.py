@@ -25,7 +25,7 @@ from simpy.core import NORMAL, URGENT, EventPriority
 from .distributions import Constant, Distribution, as_distribution, buffered
 from .faults import FaultSchedule
 from .metrics import RequestLog
-from .network import Network
+from .network import Due, Network
 from .node import Node
 from .streams import name_key, named_rng
 from .trace import Trace
@@ -51,6 +51,13 @@ class watch_progress:
 
     def __exit__(self, *exc: object) -> None:
         _progress_listeners.remove(self.fn)
+
+
+def _call(ev: Due) -> None:
+    ev._value()
+
+
+_CALL = (_call,)  # sim.at's callback (see network.Due)
 
 
 class _LazyDraw:
@@ -163,10 +170,9 @@ class Simulation:
         """Call ``fn()`` after ``delay`` seconds (a callback: no SimPy process)."""
         if delay < 0:
             raise ValueError(f"delay must be >= 0, got {delay}")
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(lambda _e: fn())
+        ev = Due()
+        ev._value = fn
+        ev.callbacks = _CALL
         env = self.env  # Environment.schedule, inlined (the hot path of callback-driven clients)
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 

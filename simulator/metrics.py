@@ -67,9 +67,13 @@ class RequestLog:
     def begin(self, client: str, target: str, op: str, t: float, trace_id: int = -1) -> int:
         rid = len(self.start)
         s = self._strings
-        self.client.append(s(client))
-        self.target.append(s(target))
-        self.op.append(s(op))
+        codes = s.codes  # the interner's lookup, inlined: names repeat (a new one is interned)
+        c = codes.get(client)
+        self.client.append(s(client) if c is None else c)
+        c = codes.get(target)
+        self.target.append(s(target) if c is None else c)
+        c = codes.get(op)
+        self.op.append(s(op) if c is None else c)
         self.start.append(t)
         self.end_.append(math.nan)
         self.outcome.append(0)

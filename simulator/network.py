@@ -20,7 +20,6 @@ from heapq import heappush
 from typing import TYPE_CHECKING
 
 from simpy.core import NORMAL
-from simpy.events import Event
 
 from .distributions import Distribution, LogNormal, as_distribution
 
@@ -28,6 +27,23 @@ if TYPE_CHECKING:
     from .core import Simulation
 
 REQUEST, REPLY, ONEWAY = 0, 1, 2
+
+
+class Due:
+    """A scheduled kernel callback: what the run loop (ours and ``Environment.step``) reads of
+    a SimPy ``Event`` (``callbacks``, ``_ok``, ``_value``) and nothing more. Message deliveries,
+    RPC timeouts, timers and service completions are never yielded by a process, so they need no
+    full ``Event`` (its ``__init__`` is a Python call, and each one held a fresh callback list):
+    ``callbacks`` is a tuple shared by every event of a kind (the loop only reads it and then
+    sets the event's own attribute to None), and ``_value`` carries what the callback needs.
+    Scheduled with the same ``(time, NORMAL, next id)`` entry as any SimPy event, so the event
+    order is SimPy's."""
+
+    __slots__ = ("callbacks", "_value")
+    _ok = True
+
+    def __repr__(self) -> str:
+        return f"Due({self.callbacks!r}, {self._value!r})"
 
 
 class Message:
@@ -154,6 +170,7 @@ class Network:
         self._u = sim.uniforms("net.chance")
         self._ids = itertools.count()
         self.rids = itertools.count(1)
+        self._deliver_cbs = (self._deliver,)
         self.cuts: list[Cut] = []
         self._spikes: list[tuple[float, float, frozenset | None]] = []  # (factor, extra_s, nodes)
         self._loss_bursts: list[tuple[float, frozenset | None]] = []
@@ -317,7 +334,11 @@ class Network:
         # Colocated: no network time, whatever the link says (its draws are still made, so
         # colocating nodes shifts no other message's numbers).
         near = self._colocated and (src in self._colocated or dst in self._colocated)
-        self._schedule(msg, 0.0 if near else delay)
+        ev = Due()  # self._schedule(msg, delay), inlined (the hot path)
+        ev._value = msg
+        ev.callbacks = self._deliver_cbs
+        env = self.env
+        heappush(env._queue, (env._now + (0.0 if near else delay), NORMAL, next(env._eid), ev))
         if link.duplicate and u() < link.duplicate:
             self.duplicated += 1
             self.sent += 1
@@ -327,15 +348,14 @@ class Network:
         return True
 
     def _schedule(self, msg: Message, delay: float) -> None:
-        # A bare Event scheduled directly: what Timeout does, minus its checks and allocs.
-        ev = Event(self.env)
-        ev._ok = True
+        # A Due scheduled directly: what Timeout does, minus its checks and allocs.
+        ev = Due()
         ev._value = msg
-        ev.callbacks.append(self._deliver)
+        ev.callbacks = self._deliver_cbs
         env = self.env  # Environment.schedule, inlined (the hot path)
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
-    def _deliver(self, ev: Event) -> None:
+    def _deliver(self, ev: Due) -> None:
         msg: Message = ev._value
         trace = self.sim.trace
         if self.cuts and self.blocked(msg.src, msg.dst) is not None:

@@ -29,7 +29,7 @@ from simpy.events import Event
 
 from .clock import PhysicalClock
 from .distributions import Distribution
-from .network import ONEWAY, REPLY, REQUEST, Message
+from .network import ONEWAY, REPLY, REQUEST, Due, Message
 
 if TYPE_CHECKING:
     from .core import Simulation
@@ -267,19 +267,13 @@ class Node:
             pending = self._pending = {}
         pending[rid] = callback
         if timeout_s != math.inf:
-            t = Event(self.env)
-            t._ok = True
-            t._value = rid
-            t.callbacks.append(self._on_timeout)
+            t = Due()
+            t._value = (self, rid)
+            t.callbacks = _TIMEOUT
             env = self.env  # Environment.schedule, inlined (the hot path)
             heappush(env._queue, (env._now + timeout_s, NORMAL, next(env._eid), t))
         self.net.send(self.name, dst, op, payload, rid, REQUEST)
         return ev
-
-    def _on_timeout(self, ev: Event) -> None:
-        cb = self._pending.pop(ev._value, None)
-        if cb is not None:
-            cb("timeout", None)
 
     def _resolve(self, rid: int, outcome: str, value: Any) -> None:
         cb = self._pending.pop(rid, None)
@@ -336,6 +330,10 @@ class Node:
                 self._dispatch(msg, kind)
             finally:
                 sp.current = prev
+            return
+        pool = self._pools.get(msg.op)  # self._dispatch(msg, kind), its first case inlined
+        if pool is not None:
+            pool.arrive(msg)
             return
         self._dispatch(msg, kind)
 
@@ -402,10 +400,9 @@ class Node:
             if s >= 0 and sp.served[s] != sp.served[s] and sp.arrive[s] == sp.arrive[s]:
                 sp.served[s] = self.env.now  # the request's first local work: its queueing ended
             fn = sp.bind(fn)
-        ev = Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(lambda _e: self._fire(epoch, fn))
+        ev = Due()
+        ev._value = (self, epoch, fn)
+        ev.callbacks = _FIRE
         env = self.env  # Environment.schedule, inlined
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
@@ -498,6 +495,27 @@ _NO_REPLY = object()
 NO_REPLY = _NO_REPLY
 
 
+# The kernel's scheduled callbacks (see network.Due): module functions reading what they need
+# from the event's value, so a node or pool holds no bound method or callback list per event.
+def _on_timeout(ev: Due) -> None:
+    node, rid = ev._value
+    cb = node._pending.pop(rid, None)
+    if cb is not None:
+        cb("timeout", None)
+
+
+def _on_timer(ev: Due) -> None:
+    node, epoch, fn = ev._value
+    node._fire(epoch, fn)
+
+
+def _on_complete(ev: Due) -> None:
+    ev._value[0]._complete(ev)
+
+
+_TIMEOUT, _FIRE, _COMPLETE = (_on_timeout,), (_on_timer,), (_on_complete,)
+
+
 def _succeed_with(ev: Event) -> Callable[[str, Any], None]:
     def cb(outcome: str, value: Any) -> None:
         ev.succeed((outcome, value))
@@ -512,7 +530,7 @@ class _WorkerPool:
     deque's own bound method, so the default path costs no extra call."""
 
     __slots__ = ("node", "op", "handler", "service", "workers", "queue_limit", "admit", "busy", "queue",
-                 "served", "rejected", "arrivals", "waited", "_done", "discipline", "dropped", "_pop",
+                 "served", "rejected", "arrivals", "waited", "discipline", "dropped", "_pop",
                  "lifo_above", "_codel", "deadline_s", "deadline_of", "service_floor_s")
 
     def __init__(self, node: Node, op: str, handler, service, workers: int, queue_limit, admit=None) -> None:
@@ -532,7 +550,6 @@ class _WorkerPool:
         self.arrivals = 0
         self.waited = 0  # arrivals that found every worker busy (Erlang C counts these)
         self.dropped = 0  # taken out of the queue unserved by the discipline (codel, deadline)
-        self._done = self._complete
         self._set_discipline("fifo")
 
     def _set_discipline(self, discipline: str, lifo_above: int = 0, target_s: float = 0.005,
@@ -597,16 +614,15 @@ class _WorkerPool:
             s = sp.by_rid.get(msg.rid, -1) if msg.kind == REQUEST else -1
             if s >= 0 and sp.served[s] != sp.served[s]:
                 sp.served[s] = node.env.now
-        ev = Event(node.env)
-        ev._ok = True
-        ev._value = (node.epoch, msg)
-        ev.callbacks.append(self._done)
+        ev = Due()
+        ev._value = (self, node.epoch, msg)
+        ev.callbacks = _COMPLETE
         env = node.env  # Environment.schedule, inlined (the hot path)
         heappush(env._queue, (env._now + self.service() * node.slow_factor, NORMAL, next(env._eid), ev))
 
-    def _complete(self, ev: Event) -> None:
+    def _complete(self, ev: Due) -> None:
         node = self.node
-        epoch, msg = ev._value
+        _, epoch, msg = ev._value
         if epoch != node.epoch:
             return  # the node crashed while serving: the work is lost
         if node._paused_until > node.env.now:
