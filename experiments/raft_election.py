@@ -71,6 +71,9 @@ class Params:
                                                 "vote (takes office once it is durable); false: writes, then asks")
     separate_term_write: bool = param(True, help="with fsync: a voter writes a higher term, then its vote: two "
                                                   "writes before it answers (LogCabin); false: one (Figure 2)")
+    leader_append_sync: bool = param(True, help="with fsync: the new leader writes its no-op entry (2 writes) before "
+                                                 "its first AppendEntries (LogCabin before Feb. 2014); false: "
+                                                 "overlapped")
     timeout_quantum_ms: float = param(1.0, unit="ms", ge=0, le=100,
                                       help="election timeouts rounded to multiples of this (LogCabin: 1, whole "
                                            "milliseconds); 0: continuous")
@@ -116,6 +119,7 @@ def trial(p: Params, lo_ms: float, hi_ms: float, seed: int, i: int) -> dict:
     cfg = RaftConfig(election_timeout=(lo_ms / 1e3, hi_ms / 1e3), heartbeat_s=hb,
                      fsync=Constant(p.fsync_ms / 1e3) if p.fsync_ms > 0 else None,
                      overlap_self_vote=p.overlap_self_vote, separate_term_write=p.separate_term_write,
+                     leader_append_sync=p.leader_append_sync,
                      timeout_quantum=p.timeout_quantum_ms / 1e3 if p.timeout_quantum_ms > 0 else None)
     c = RaftCluster(sim, N, config=cfg)
     leader = c.names[0]
@@ -218,15 +222,18 @@ SOURCE = "Ongaro & Ousterhout 2014, §9.3 / Fig. 16"
 def validate(quick: bool) -> list[Check]:
     """Fig. 16 / thesis Fig. 9.8 on LogCabin's mechanics (5 servers, 2 stale), timed as the thesis
     times it (§9.4: until the other servers received the new leader's first heartbeat), then the
-    rest of chapter 9 (:func:`thesis_checks`)."""
+    rest of chapter 9 (:func:`thesis_checks`). A worst case over 1000 trials is one draw of an
+    extreme: the full run takes it on ``WORST_SEEDS`` independent seeds and compares the median."""
     trials = 60 if quick else 1000
     ranges = ((150.0, 150.0), (150.0, 155.0), (150.0, 200.0), (12.0, 24.0))
     p = Params(ranges_ms=ranges, trials=trials, horizon_s=2.0 if quick else 12.0)
     t = run(p, seed=1)["trials"]
     r = {k: pd.Series(summarize(t[t["range"] == label(k)], p, col="all_ms")) for k in ranges}
     setup = (f"5 servers, LogCabin mechanics (fsync {p.fsync_ms:g} ms per metadata write, one-way "
-             f"{(p.broadcast_ms - p.fsync_ms) / 2:g} ms, whole-ms timeouts), 2 stale, {trials} trials")
+             f"{(p.broadcast_ms - p.fsync_ms) / 2:g} ms, whole-ms timeouts, leader writes its entry before "
+             f"its first AppendEntries), 2 stale, {trials} trials")
     sem = float(r[(12.0, 24.0)].sem_ms)
+    worst = {k: _worst(p, k, quick, float(r[k].max_ms)) for k in ((150.0, 200.0), (12.0, 24.0))}
     checks = [
         Check(SOURCE, setup + ", 150–150 ms", "fraction of trials without a leader after 10 s (or the horizon)",
               published=1.0, measured=float(r[(150.0, 150.0)].censored_fraction), tolerance=0.05,
@@ -234,44 +241,73 @@ def validate(quick: bool) -> list[Check]:
               cause="" if not quick else f"quick: horizon {p.horizon_s:g} s, not 10 s"),
         Check(SOURCE, setup + ", 150–155 ms", "median downtime (ms)", published=287.0,
               measured=float(r[(150.0, 155.0)].median_ms), tolerance=30.0,
-              why="about a fifth of a round (150 ms): rounds quantise downtime. NOT independent: fsync_ms=2.5 "
-                  "was chosen on this figure (the thesis does not give the vote path's disk time)",
+              why="about a fifth of a round (150 ms): rounds quantise downtime. NOT independent: " + FSYNC_PROVENANCE,
               cause=_cause(r[(150.0, 155.0)])),
-        Check(SOURCE, setup + ", 150–200 ms", "worst downtime over the trials (ms)", published=513.0,
-              measured=float(r[(150.0, 200.0)].max_ms), tolerance=200.0,
-              why="a maximum over 1000 trials moves by whole election rounds (~200 ms at the range's top)",
-              cause=_cause(r[(150.0, 200.0)]) or ("quick: far fewer trials, the max is lower" if quick else "")),
+        Check(SOURCE, setup + ", 150–200 ms", worst[(150.0, 200.0)][0], published=513.0,
+              measured=worst[(150.0, 200.0)][1], tolerance=200.0,
+              why="a maximum over 1000 trials moves by whole election rounds (~200 ms at the range's top)"
+                  + worst[(150.0, 200.0)][2],
+              cause="quick: 60 trials, one seed: the max is lower" if quick else _cause(r[(150.0, 200.0)])),
         Check(SOURCE, setup + ", 150–200 ms", "smallest downtime over the trials (ms)", published=75.0,
-              measured=float(t[t["range"] == label((150.0, 200.0))].all_ms.min()), tolerance=15.0,
-              why="thesis §9.4: 'the smallest possible downtime was about half of the minimum election timeout'; "
-                  "+ one election's disk and network chain (~8 ms) and 'about'",
+              measured=float(t[t["range"] == label((150.0, 200.0))].all_ms.min()), tolerance=20.0,
+              why="thesis §9.4: 'the smallest possible downtime was about half of the minimum election timeout', "
+                  "which leaves out the election's own chain: the thesis's own curve (Fig. 9.8, "
+                  "leaderelection/benchmarks-randomness.svg, read off its step path) starts at 91 ms, 16 above",
               cause=("quick: 60 crashes rarely land at the end of the heartbeat interval with no split vote; "
                      if quick else "") + "the minimum needs a crash late in the interval AND a first term won"),
         Check(SOURCE, setup + ", 12–24 ms", "mean downtime (ms)", published=35.0,
               measured=float(r[(12.0, 24.0)].mean_ms), tolerance=max(5.0, 2 * sem) if math.isfinite(sem) else 5.0,
               why="±5 ms: a third of a broadcast time (the paper rounds and its latency law is unknown), "
-                  "or 2 standard errors if larger",
+                  "or 2 standard errors if larger. Independent of the fsync_ms choice only through the chain: "
+                  "five writes (candidate 1, voter 2, new leader 2) against the one write of the split window",
               cause=_cause(r[(12.0, 24.0)])),
-        Check(SOURCE, setup + ", 12–24 ms", "worst downtime over the trials (ms)", published=152.0,
-              measured=float(r[(12.0, 24.0)].max_ms), tolerance=60.0,
-              why="a maximum moves by whole rounds (~24 ms + a broadcast each); ± about two rounds",
-              cause=_cause(r[(12.0, 24.0)]) or ("quick: far fewer trials, the max is lower" if quick else "")),
+        Check(SOURCE, setup + ", 12–24 ms", worst[(12.0, 24.0)][0], published=152.0,
+              measured=worst[(12.0, 24.0)][1], tolerance=60.0,
+              why="a maximum moves by whole rounds (~24 ms + a broadcast each); ± about two rounds"
+                  + worst[(12.0, 24.0)][2],
+              cause="quick: 60 trials, one seed: the max is lower" if quick else _cause(r[(12.0, 24.0)])),
     ]
     checks += thesis_checks(quick)
     # A cause explains a miss; a check that passes keeps only its quick-run note.
     return [c if not c.passed or c.cause.startswith("quick") else dataclasses.replace(c, cause="") for c in checks]
 
 
+WORST_SEEDS = 5
+
+
+def _worst(p: Params, rng: tuple[float, float], quick: bool, seed1_max: float) -> tuple[str, float, str]:
+    """The worst downtime of ``p.trials`` crashes: seed 1 alone (quick), or the median over
+    ``WORST_SEEDS`` seeds of each seed's worst (full run), with their range in the why-text."""
+    if quick:
+        return "worst downtime over the trials (ms)", seed1_max, ""
+    q = dataclasses.replace(p, ranges_ms=(rng,))
+    maxima = [seed1_max] + [float(run(q, seed=s)["trials"].all_ms.max()) for s in range(2, WORST_SEEDS + 1)]
+    return (f"worst downtime over the trials (ms), median over {WORST_SEEDS} seeds",
+            float(np.median(maxima)),
+            f"; the paper's is one draw: per-seed worsts here {min(maxima):.0f}-{max(maxima):.0f} ms")
+
+
+# Where fsync_ms = 2.5 comes from. The thesis gives no disk time for the election benchmark (its
+# Table 9.1 names Crucial M4 SSDs; the 0.25 ms of §10.3 is another SSD, Intel DC S3500 with write
+# caching off), so it is read off the benchmark's own figure, from its step heights, not from the
+# times the rows check: the fraction of trials won in the first round (Fig. 9.8 top, read off the
+# step path of leaderelection/benchmarks-randomness.svg: 150-155 ms 0.295, 150-175 ms 0.838,
+# 150-200 ms 0.927, 150-151 ms 0.025) depends on the split window, one write + one hop, against
+# whole-ms timers; the model gives 0.35/0.86/0.93/0 for any write in [2, 3) ms, 0.15/0.81/0.91/0
+# for [3, 4) and 0.57-0.60/0.91/0.96 for [1, 2). 2.5 ms is the middle of the bracket.
+FSYNC_PROVENANCE = ("fsync_ms=2.5 is the middle of the bracket [2, 3) ms that the figure's first-round win "
+                    "fractions (its step heights: 150-155 0.295, 150-175 0.838, 150-200 0.927) allow, so a "
+                    "round-count statistic like this median is not an independent check; the thesis gives "
+                    "no disk time for this benchmark")
+
 SPLIT_CAUSE = (
     "LogCabin's vote path is modelled (candidate writes term+vote before asking; a voter writes the higher "
     "term, then its vote, both before answering: Server/RaftConsensus.cc@0947261 l.1175-1200, 2102-2141; "
-    "whole-ms timeouts: Core/Random.cc l.87-90), but the disk time per write is not published. The split "
-    "window is one write + one hop, the election chain three writes + three hops: fsync_ms=2.5 puts the window "
-    "at ~2.6 ms (150-155 ms median right) and the 12-24 ms chain at ~8 ms, ~6 ms short of the paper's mean; "
-    "a longer write (3-4 ms) fits 12-24 ms and doubles the 150-155 median (the window crosses 3 whole ms). "
-    "The thesis's 'roughly 15 ms' broadcast (an AppendEntries with entry files, ~4 fsyncs in SimpleFileLog) "
-    "would mean ~7 ms per metadata write, which the election figures rule out in this model: real fsync "
-    "jitter and LogCabin's mutex held across each write (RequestVotes queue behind it) are not modelled")
+    "the new leader writes its no-op entry and the metadata before its first AppendEntries: "
+    "Server/SimpleFileLog.cc@24caf70 l.218-223, moved off the send path only by d021532, 6 Feb 2014; "
+    "whole-ms timeouts: Core/Random.cc l.87-90). The disk time per write is not published (see the "
+    "150-155 row). Left out: fsync time jitter (constant here; 150-151 ms wins 2.5% of first rounds in the "
+    "figure, 0 here, which needs some windows under 1 ms, i.e. some faster writes)")
 
 
 def _cause(row: pd.Series) -> str:

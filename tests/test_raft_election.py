@@ -124,6 +124,23 @@ def test_overlapping_the_candidates_own_write_saves_one_fsync(d):
     assert not c.violations
 
 
+@pytest.mark.parametrize("sync", [False, True])
+def test_leader_append_sync_delays_the_first_append_entries_by_two_writes(sync):
+    """leader_append_sync (LogCabin before d021532): the new leader writes its no-op entry's file
+    and then the metadata (two writes of d) before its first AppendEntries leaves, so followers
+    hear it L + 2d after the election; without it, L. Constant L and d, so exact to rounding."""
+    lat, d = 0.002, 0.003
+    sim = Simulation(seed=11)
+    sim.network(latency=Constant(lat))
+    c = RaftCluster(sim, 5, config=RaftConfig(fsync=Constant(d), leader_append_sync=sync))
+    sim.run(until=1.0)
+    t_e, term, who = c.elections[0]
+    heard = sorted(c.recognitions[term].values())
+    assert len(heard) == 4
+    assert heard[0] - t_e == pytest.approx(lat + (2 * d if sync else 0.0), abs=1e-9)
+    assert not c.violations
+
+
 def test_ranges_that_never_elect_are_reported_censored_not_dropped():
     p = raft_election.Params(ranges_ms=((150.0, 150.0), (150.0, 300.0)), trials=5, horizon_s=1.0)
     r = raft_election.run(p, seed=0)

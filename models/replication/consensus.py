@@ -92,6 +92,13 @@ class RaftConfig:
     # RaftConsensus::setElectionTimer), so 150-155 ms means {150, ..., 155} with half weight at
     # the ends, and timers often tie. None: continuous (Figure 2's "randomized").
     timeout_quantum: float | None = None
+    # With ``fsync``: a new leader makes its no-op entry durable before its first AppendEntries
+    # leaves: two writes (the entry's file, then the metadata file, each written and fsynced with
+    # its directory: SimpleFileLog::append at LogCabin 24caf70, Sept. 2013), done while holding the
+    # lock the peer threads need to send. LogCabin moved this flush off the send path on 6 Feb 2014
+    # (d021532, "Overlap leader disk flush with replication": "compared to waiting for the leader
+    # to fsync before sending AppendEntries requests"). Off: the leader's write overlaps (§10.2.1).
+    leader_append_sync: bool = False
     # BROKEN ON PURPOSE (the Figure 8 bug, §5.4.2): commit earlier terms' entries by counting.
     unsafe_commit_previous_terms: bool = False
 
@@ -341,7 +348,9 @@ class RaftNode:
             self.log.append((self.term, None))  # a no-op commits the entries of earlier terms
         self.cluster._elected(self)
         term = self.term
-        if first_heartbeat_in > 0:
+        if noop and self.cluster.config.leader_append_sync and self._fsync is not None:
+            self._after_disk(2, lambda: self._heartbeat(term))  # entry file, then metadata
+        elif first_heartbeat_in > 0:
             self.node.after(first_heartbeat_in, lambda: self._heartbeat(term))
         else:
             self._heartbeat(term)
