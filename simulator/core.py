@@ -108,7 +108,7 @@ class Simulation:
     @property
     def now(self) -> float:
         """True (simulated) time in seconds. Nodes see their own clocks instead."""
-        return self.env.now
+        return self.env._now  # Environment.now's own field: one property call, not two (clients read it per request)
 
     # -- randomness -----------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
