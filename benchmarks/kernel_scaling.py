@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{m['run_s'] / a.requests * 1e6:>12.1f} {cpu[k] / a.requests * 1e6:>7.1f} {m['peak_mb']:>8.0f}")
     lo, hi = min(a.sizes), max(a.sizes)
     per = {k: (best[k]["build_s"] + best[k]["run_s"]) / a.requests for k in (lo, hi)}
+    # R > 1 means a request costs more in the bigger world (issue 23's goal: R <= 1.10, i.e. within 10%).
     print(f"per-request time ratio K={hi}/K={lo}: {per[hi] / per[lo]:.2f} (cpu {cpu[hi] / cpu[lo]:.2f})")
 
 

@@ -61,19 +61,21 @@ _CALL = (_call,)  # sim.at's callback (see network.Due)
 
 
 class _LazyDraw:
-    """``(n) -> ndarray``: ``n`` draws of ``dist.draw`` (or of ``random`` when ``draw`` is None)
-    on the stream ``stream``, whose generator is looked up on the first call only."""
+    """``(n) -> ndarray``: ``n`` draws of ``dist.draw`` (or of ``random`` when ``dist`` is None)
+    on the stream ``stream``, whose generator is looked up on the first call only. Holds the
+    distribution, not its bound ``draw`` (48 bytes less per sampler: 100,000 service samplers)."""
 
-    __slots__ = ("sim", "stream", "draw", "rng")
+    __slots__ = ("sim", "stream", "dist", "rng")
 
-    def __init__(self, sim: Simulation, stream: str, draw: Callable | None) -> None:
-        self.sim, self.stream, self.draw, self.rng = sim, stream, draw, None
+    def __init__(self, sim: Simulation, stream: str, dist: Distribution | None) -> None:
+        self.sim, self.stream, self.dist, self.rng = sim, stream, dist, None
 
     def __call__(self, n: int):
         rng = self.rng
         if rng is None:
             rng = self.rng = self.sim.rng(self.stream)
-        return rng.random(n) if self.draw is None else self.draw(rng, n)
+        d = self.dist
+        return rng.random(n) if d is None else d.draw(rng, n)
 
 
 class Simulation:
@@ -106,7 +108,7 @@ class Simulation:
     @property
     def now(self) -> float:
         """True (simulated) time in seconds. Nodes see their own clocks instead."""
-        return self.env.now
+        return self.env._now  # Environment.now's own field: one property call, not two (clients read it per request)
 
     # -- randomness -----------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
@@ -132,7 +134,7 @@ class Simulation:
             return d.sampler(None)
         if type(d).sampler is not Distribution.sampler:
             return d.sampler(self.rng(stream))
-        return buffered(_LazyDraw(self, stream, d.draw))
+        return buffered(_LazyDraw(self, stream, d))
 
     def uniforms(self, stream: str) -> Callable[[], float]:
         """A batched ``() -> float`` of U[0, 1) draws on the stream ``stream``, in the
