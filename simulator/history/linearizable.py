@@ -30,7 +30,8 @@ found from where the verdict search got stuck (one search), else by binary searc
 preserves linearizability (a linearization's prefix is one), so a failing truncation is a proof;
 (2) greedy removal, in halving chunks (ddmin-style), of operations the model says cannot hide a
 violation (register: any read; a write with every read of the value it wrote, unless a remaining
-cas expects it). The smallest proof found so far is reported when the budget runs out, with a
+cas expects it); a part that decides directly (the set's, set_part.py) first names a few operations
+that fail, and (2) starts from those. The smallest proof found so far is reported when the budget runs out, with a
 note that it may not be minimal.
 """
 
@@ -170,9 +171,16 @@ def _shrink(part: Part, deadline: float, blocked: int, states: int) -> tuple[lis
             lo = mid + 1
     sel, ends = truncated(hi)
     cut_op = part.ops[cuts[hi][1]] if cuts else None
-    # (2) greedy removal in shrinking chunks (ddmin-style) of moves that preserve failure
     endmap = dict(zip(sel, ends, strict=True))
     cur = list(sel)
+    # a part that decides directly (set_part.py) names a few operations that already fail:
+    # start step (2) from them once the search confirms they are a proof
+    witness = getattr(part, "witness", None)
+    if witness is not None:
+        w = witness(sel, ends)
+        if w and _fails(part, w, [endmap[i] for i in w], deadline, budget):
+            cur = sorted(w)
+    # (2) greedy removal in shrinking chunks (ddmin-style) of moves that preserve failure
     chunk = max(1, len(cur) // 2)
     minimal = False
     while _time.perf_counter() < deadline:

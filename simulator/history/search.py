@@ -334,7 +334,15 @@ class RegisterPart(Part):
         dead end and is skipped; (4) an info write or cas whose value no unplaced operation needs
         (no read or cas expects it; no failed cas waits for the current value to change) is never
         placed (placing it only hides the state); (5) of interchangeable info ops only the earliest
-        unused one is tried (``_pools``). All five only reorder branches or skip ones that provably
+        unused one is tried (``_pools``); (6) likewise, once no unplaced operation names the value
+        an info write (or info cas) writes, it can only move the state to a value nothing sees, as
+        can every other such op (of a cas: with the same expected value): all are available from
+        here on (their call entries precede the first return entry, and none has a return entry),
+        so one stays a candidate and the others are unlinked until this frame is popped (counts of
+        unplaced operations only fall deeper in the search). Without (6) such ops pile up at the
+        head of the list (an info write whose value only a failed cas names: the failed cas is
+        placed, the write never) and every expansion scans them: superlinear time on long
+        histories. All six only reorder branches or skip ones that provably
         cannot succeed (or that a tried branch dominates), so the search stays exhaustive."""
         sel, ends = self._prune(sel, ends)
         sel, ends, pools = self._pools(sel, ends)
@@ -391,26 +399,44 @@ class RegisterPart(Part):
         bound = 0
 
         def expand() -> list:
-            """A frame: [candidate call entries, next index, lifted entry, state, fingerprint]."""
+            """A frame: [candidate call entries, next index, lifted entry, state, fingerprint,
+            entries retired by rule (6) while expanding it]."""
             nonlocal blocked
             e = nxt[0]
             need: dict[int, float] = {}
             writers = []
+            retired: list[int] = []
+            kept: set[int] = set()
             while is_call[e]:
                 i = ent_op[e]
                 k = kind[i]
                 if k == READ:
                     if a[i] == state:
-                        return [[e], 0, -1, state, fp]
+                        return [[e], 0, -1, state, fp, retired]
                     if due[i] < need.get(a[i], INF):
                         need[a[i]] = due[i]
                 elif k == FCAS:
                     if a[i] != state:
-                        return [[e], 0, -1, state, fp]
-                elif k == WRITE or a[i] == state:
-                    writers.append(e)
-                elif ok[i] and due[i] < need.get(a[i], INF):
-                    need[a[i]] = due[i]
+                        return [[e], 0, -1, state, fp, retired]
+                else:
+                    if not ok[i]:
+                        v = a[i] if k == WRITE else b[i]
+                        if rl[v] == 0 and cl[v] == 0 and fl[v] == 0:
+                            # rule (6): writes a value nothing unplaced names, now and in every
+                            # descendant; such ops with the same expectation are interchangeable
+                            c = -1 if k == WRITE else a[i]
+                            if c in kept:
+                                p, q = prv[e], nxt[e]
+                                nxt[p] = q
+                                prv[q] = p
+                                retired.append(e)
+                                e = q
+                                continue
+                            kept.add(c)
+                    if k == WRITE or a[i] == state:
+                        writers.append(e)
+                    elif ok[i] and due[i] < need.get(a[i], INF):
+                        need[a[i]] = due[i]
                 e = nxt[e]
             if e > blocked and e <= L.size:
                 blocked = e
@@ -424,7 +450,7 @@ class RegisterPart(Part):
                     i = ent_op[e] if e < pool_base else pool_list[e - pool_base][ptr[e - pool_base]]
                     return min(due[i], need.get(a[i] if kind[i] == WRITE else b[i], INF))
                 writers.sort(key=urgency)
-            return [writers, 0, -1, state, fp]
+            return [writers, 0, -1, state, fp, retired]
 
         stack = [expand()]
         while True:
@@ -482,7 +508,9 @@ class RegisterPart(Part):
                     cache.add(ck)
                     break
             else:
-                stack.pop()
+                for r in reversed(stack.pop()[5]):  # relink what rule (6) retired, last first
+                    nxt[prv[r]] = r
+                    prv[nxt[r]] = r
                 if not stack:
                     self.bound = sel[ent_op[bound]] if bound > blocked else -1
                     return False, len(cache), sel[ent_op[blocked]] if blocked else -1
@@ -520,7 +548,11 @@ class RegisterPart(Part):
 
 
 def make_part(ops: list[Op], model: Model) -> Part:
-    """The fast path for the built-in register models (unless a subclass changed ``step``)."""
+    """The fast paths for the built-in register and set models (unless a subclass changed ``step``;
+    the set's only when its adds are unique, see set_part.py)."""
     if isinstance(model, RegisterModel) and type(model).step is RegisterModel.step:
         return RegisterPart(ops, model)
+    from . import set_part  # here, not at the top: set_part builds on this module's Part
+    if set_part.fits(ops, model):
+        return set_part.SetPart(ops, model)
     return GenericPart(ops, model)
