@@ -155,9 +155,11 @@ def test_validate_cqrs_read_lag_is_mm1():
     h = 0.0005 * math.exp(0.3 ** 2 / 2)
     assert lag(200.0, 100.0) - 0.01 > 3 * h + 0.0003
     for row, mu in ((lag100, 100.0), (lag200, 200.0)):
-        assert row.published == pytest.approx(1e3 * lag(mu, mu / 2), abs=1e-3)
+        lam = cqrs_read_lag.order_rate(mu / 2, 50, 0.0, 4 * h)  # closed-loop customers: a little under mu / 2
+        assert mu / 2 * 0.99 < lam < mu / 2
+        assert row.published == pytest.approx(1e3 * lag(mu, lam), abs=1e-3)
         assert row.why.startswith("4 SE") and "hops" not in row.why
-    assert ryw.why == "4 binomial SE" and ryw.published == pytest.approx(math.exp(-50 * 0.02))
+    assert ryw.why.startswith("4 SE") and ryw.published == pytest.approx(math.exp(-(100 - 50 / 1.02) * 0.02), abs=1e-6)
 
 
 def test_validate_event_sourcing_replay_snapshot_arithmetic():
