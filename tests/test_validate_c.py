@@ -146,14 +146,20 @@ def test_validate_cqrs_read_lag_is_mm1():
     # "a read after 20 ms always sees the order" (0).
     assert abs(1e3 / 100 - lag100.published) > lag100.tolerance
     assert ryw.published > ryw.tolerance
-    # The hops are derived, not an allowance: two one-way hops plus the poll round trip's mean residual
-    # (1.594 ms for LogNormal(0.5 ms, 0.3)); the tolerance is sampling error only.
-    assert cqrs_read_lag.pipeline_hops_s() == pytest.approx(0.0015937, abs=1e-6)
-    assert cqrs_read_lag.pipeline_hops_s(0.0, 0.3) == 0.0
+    # The pipeline is derived, not an allowance: with no network time the chain is exactly M/M/1's
+    # 1/(mu - lambda); with the experiment's hops it adds ~2.1 ms, more than two one-way hops (1.05 ms)
+    # or two hops plus a vacation's mean residual (1.57 ms): the receive round trip after every batch.
+    lag = cqrs_read_lag.pipeline_lag_s
+    assert lag(100.0, 50.0, 0.0) == pytest.approx(1 / 50, rel=1e-9)
+    assert lag(200.0, 160.0, 0.0) == pytest.approx(1 / 40, rel=1e-9)
+    h = 0.0005 * math.exp(0.3 ** 2 / 2)
+    assert lag(200.0, 100.0) - 0.01 > 3 * h + 0.0003
     for row, mu in ((lag100, 100.0), (lag200, 200.0)):
-        assert row.published == pytest.approx(1e3 / (mu / 2) + 1e3 * cqrs_read_lag.pipeline_hops_s(), abs=1e-3)
+        lam = cqrs_read_lag.order_rate(mu / 2, 50, 0.0, 4 * h)  # closed-loop customers: a little under mu / 2
+        assert mu / 2 * 0.99 < lam < mu / 2
+        assert row.published == pytest.approx(1e3 * lag(mu, lam), abs=1e-3)
         assert row.why.startswith("4 SE") and "hops" not in row.why
-    assert ryw.why == "4 binomial SE"
+    assert ryw.why.startswith("4 SE") and ryw.published == pytest.approx(math.exp(-(100 - 50 / 1.02) * 0.02), abs=1e-6)
 
 
 def test_validate_event_sourcing_replay_snapshot_arithmetic():
