@@ -177,9 +177,11 @@ def _shrink(part: Part, deadline: float, blocked: int, states: int) -> tuple[lis
     # start step (2) from them once the search confirms they are a proof
     witness = getattr(part, "witness", None)
     if witness is not None:
-        w = witness(sel, ends)
-        if w and _fails(part, w, [endmap[i] for i in w], deadline, budget):
-            cur = sorted(w)
+        found = witness(sel, ends)  # (operations, proven minimal?) or None
+        if found and _fails(part, found[0], [endmap[i] for i in found[0]], deadline, budget):
+            cur = sorted(found[0])
+            if found[1]:
+                return cur, cut_op, True
     # (2) greedy removal in shrinking chunks (ddmin-style) of moves that preserve failure
     chunk = max(1, len(cur) // 2)
     minimal = False
