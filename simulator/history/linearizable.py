@@ -31,7 +31,8 @@ preserves linearizability (a linearization's prefix is one), so a failing trunca
 (2) greedy removal, in halving chunks (ddmin-style), of operations the model says cannot hide a
 violation (register: any read; a write with every read of the value it wrote, unless a remaining
 cas expects it); a part that decides directly (the set's, set_part.py) first names a few operations
-that fail, and (2) starts from those. The smallest proof found so far is reported when the budget runs out, with a
+that fail, and (2) starts from those, or is skipped when that part proves them minimal by exact
+checks. The smallest proof found so far is reported when the budget runs out, with a
 note that it may not be minimal.
 """
 
