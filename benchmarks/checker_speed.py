@@ -30,11 +30,11 @@ from simulator.history.synth import atomic_register_history, inject_stale_read
 # concurrent append/enqueue is an ordering choice that only a later read settles; a queue's
 # backlog puts that read far away): grids use many keys. --full includes cases that end unknown
 DEFAULT = {"register": ("1000,10000,50000", "1,10", "10"), "cas-register": ("1000,10000,50000", "1,10", "10"),
-           "kv": ("1000,10000", "10,100", "5"), "set": ("1000,10000", "10,100", "5"),
+           "kv": ("1000,10000", "10,100", "5"), "set": ("1000,10000", "1,10,100", "5"),
            "queue": ("1000,10000", "100", "5"), "unique-id": ("1000,10000", "1", "10")}
 FULL = {"register": ("1000,10000,50000,100000", "1,10,100", "5,10,50,100"),
-        "cas-register": ("1000,10000,50000,100000", "1,10,100", "10,50"),
-        "kv": ("1000,10000,50000", "10,100", "5,10"), "set": ("1000,10000,50000", "10,100", "5,10"),
+        "cas-register": ("1000,10000,50000,100000,200000", "1,10,100", "10,50"),
+        "kv": ("1000,10000,50000", "10,100", "5,10"), "set": ("1000,10000,50000", "1,10,100", "5,10"),
         "queue": ("1000,10000,50000", "10,100", "5,10"), "unique-id": ("1000,10000,100000", "1", "10,100")}
 
 

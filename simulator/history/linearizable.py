@@ -31,7 +31,8 @@ preserves linearizability (a linearization's prefix is one), so a failing trunca
 (2) greedy removal, in halving chunks (ddmin-style), of operations the model says cannot hide a
 violation (register: any read; a write with every read of the value it wrote, unless a remaining
 cas expects it); a part that decides directly (the set's, set_part.py) first names a few operations
-that fail, and (2) starts from those. The smallest proof found so far is reported when the budget runs out, with a
+that fail, and (2) starts from those, or is skipped when that part proves them minimal by exact
+checks. The smallest proof found so far is reported when the budget runs out, with a
 note that it may not be minimal.
 """
 
@@ -177,9 +178,11 @@ def _shrink(part: Part, deadline: float, blocked: int, states: int) -> tuple[lis
     # start step (2) from them once the search confirms they are a proof
     witness = getattr(part, "witness", None)
     if witness is not None:
-        w = witness(sel, ends)
-        if w and _fails(part, w, [endmap[i] for i in w], deadline, budget):
-            cur = sorted(w)
+        found = witness(sel, ends)  # (operations, proven minimal?) or None
+        if found and _fails(part, found[0], [endmap[i] for i in found[0]], deadline, budget):
+            cur = sorted(found[0])
+            if found[1]:
+                return cur, cut_op, True
     # (2) greedy removal in shrinking chunks (ddmin-style) of moves that preserve failure
     chunk = max(1, len(cur) // 2)
     minimal = False

@@ -218,9 +218,9 @@ class SetPart(Part):
         ok, nb, _ = self._check(sel, ends)
         return ok, nb, -1
 
-    def witness(self, sel: list[int], ends: list[float]) -> list[int] | None:
-        """A few operations of ``sel`` that fail alone and are a proof (see the module docstring),
-        or None if ``sel`` is linearizable."""
+    def witness(self, sel: list[int], ends: list[float]) -> tuple[list[int], bool] | None:
+        """(a few operations of ``sel`` that fail alone and are a proof, whether they are proven
+        minimal), or None if ``sel`` is linearizable. See the module docstring and ``_minimise``."""
         ok, _, why = self._check(sel, ends)
         if ok:
             return None
@@ -237,4 +237,39 @@ class SetPart(Part):
         for r in [i for i in w if i >= 0 and not is_add[i]]:
             w.update(add_of[e] for e in self.seen[r] if e in add_of and add_of[e] in alive)
         w.discard(-1)
-        return sorted(w)
+        endmap = dict(zip(sel, ends, strict=True))
+        return self._minimise(sorted(w), endmap)
+
+    def _minimise(self, w: list[int], endmap: dict[int, float]) -> tuple[list[int], bool]:
+        """Remove single removable operations (``removal``) while the rest still fails, until none
+        can go: then ``w`` is minimal, proven by exact checks. One check per read, and one per
+        class of adds that drop the same reads with them: if ``w`` minus those reads is
+        linearizable, so is it minus any one add of the class too (that add's element is in
+        none of the remaining reads: a removable drop). Adds in no read are checked one by one."""
+        def fails(sub: list[int]) -> bool:
+            return not self._check(sub, [endmap[i] for i in sub])[0]
+
+        is_add, elem, seen = self.is_add, self.elem, self.seen
+        while True:
+            reads = [i for i in w if not is_add[i] and endmap[i] != INF]
+            smaller = None
+            for r in reads:
+                sub = [i for i in w if i != r]
+                if fails(sub):
+                    smaller = sub
+                    break
+            if smaller is None:
+                classes: dict[tuple, list[int]] = {}
+                for x in w:
+                    if is_add[x]:
+                        classes.setdefault(tuple(r for r in reads if elem[x] in seen[r]), []).append(x)
+                for drop, xs in classes.items():
+                    base = [i for i in w if i not in drop]
+                    if drop and not fails(base):
+                        continue
+                    smaller = next((sub for x in xs if fails(sub := [i for i in base if i != x])), None)
+                    if smaller is not None:
+                        break
+            if smaller is None:
+                return w, True
+            w = smaller
