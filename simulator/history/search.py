@@ -523,4 +523,8 @@ def make_part(ops: list[Op], model: Model) -> Part:
     """The fast path for the built-in register models (unless a subclass changed ``step``)."""
     if isinstance(model, RegisterModel) and type(model).step is RegisterModel.step:
         return RegisterPart(ops, model)
+    from .models import QueueModel
+    if isinstance(model, QueueModel) and type(model).step is QueueModel.step:
+        from .queue_part import QueuePart
+        return QueuePart(ops, model)
     return GenericPart(ops, model)
