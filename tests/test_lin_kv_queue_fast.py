@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.history import History
+from simulator.history.kv_part import KVPart
 from simulator.history.linearizable import check_linearizable
-from simulator.history.models import QueueModel
+from simulator.history.models import KVModel, QueueModel
 from simulator.history.ops import pair_ops
 from simulator.history.queue_part import QueuePart
 from simulator.history.search import GenericPart
@@ -160,3 +161,104 @@ def test_many_clients_decided():
                                                      (o.type, o.result, o.complete_time))]
     cx.sort(key=lambda e: (e["time"], e["type"] != "invoke"))
     assert check_linearizable(History.from_events(cx), model="queue").valid is False  # a proof
+
+
+# -- kv ------------------------------------------------------------------------------------------
+
+def _kv_verdicts(h):
+    ops = list(pair_ops(h))
+    ops = [o for o in ops if not (o.type == "info" and o.f == "get")]  # as check_linearizable drops them
+    m = KVModel()
+    fast, gen = KVPart(ops, m), GenericPart(ops, m)
+    sel = list(range(len(ops)))
+    return fast.search(sel, fast.ends(), None, None)[0], gen.search(sel, gen.ends(), None, None)[0]
+
+
+def _random_kv(seed: int, n: int, procs: int, p_info: float, corrupt: int, tokens: bool):
+    rng = np.random.default_rng(seed)
+    clock = rng.exponential(1.0, procs)
+    recs = []
+    for i in range(n):
+        p = i % procs
+        t0 = clock[p]
+        t1 = t0 + rng.exponential(0.5)
+        t2 = t1 + rng.exponential(0.5)
+        clock[p] = t2 + rng.exponential(0.5)
+        recs.append((t1, t0, t2, p, rng.random(), rng.random(), i))
+    s = ""
+    out = []
+    for _t1, t0, t2, _p, u, w, i in sorted(recs):
+        v = f"<{i}>" if tokens else "ab"[int(rng.integers(2))]
+        if u < 0.45:
+            f, val, res = "get", None, s
+        elif u < 0.85:
+            f, val, res = "append", v, v
+            s += v
+        else:
+            f, val, res = "put", v, v
+            s = v
+        info = w < p_info
+        out.append((f, val, None if info else res, t0, t2, "info" if info else "ok"))
+    for _ in range(corrupt):
+        j = int(rng.integers(len(out)))
+        f, val, res, t0, t2, typ = out[j]
+        if typ != "ok":
+            continue
+        if f == "get" and res:
+            res = res[: res.rfind("<")] if tokens else res[:-1]
+        else:
+            t0, t2 = t0 + float(rng.normal(0, 1)), t2 + float(rng.normal(0, 1))
+            t0, t2 = min(t0, t2), max(t0, t2)
+        out[j] = (f, val, res, t0, t2, typ)
+    return _history([(j, *r) for j, r in enumerate(out)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 14), procs=st.integers(1, 5),
+       p_info=st.sampled_from([0.0, 0.0, 0.15, 0.3]), corrupt=st.integers(0, 2),
+       tokens=st.sampled_from([True, True, False]))
+def test_kv_fast_path_matches_generic(seed, n, procs, p_info, corrupt, tokens):
+    h = _random_kv(seed, n, procs, p_info, corrupt, tokens)
+    fast, gen = _kv_verdicts(h)
+    assert fast == gen
+
+
+def test_kv_property_sees_both_verdicts():
+    seen = set()
+    for seed in range(200):
+        seen.add(_kv_verdicts(_random_kv(seed, 10, 3, 0.15, seed % 3, True))[1])
+    assert seen == {True, False}
+
+
+def _kv(*ops):
+    return _history([(i, *o) for i, o in enumerate(ops)])
+
+
+def test_kv_append_order_revealed_by_gets():
+    # two concurrent appends; gets reveal 2 then 1; a later get claiming 1 then 2 is a violation
+    base = [("append", "<1>", "<1>", 0, 3, "ok"), ("append", "<2>", "<2>", 0, 3, "ok"),
+            ("get", None, "<2>", 0, 3, "ok")]
+    assert check_linearizable(_kv(*base, ("get", None, "<2><1>", 4, 5, "ok")), model="kv").valid is True
+    r = check_linearizable(_kv(*base, ("get", None, "<1><2>", 4, 5, "ok")), model="kv")
+    assert r.valid is False and r.counterexample
+
+
+def test_kv_put_erases_appends():
+    # an append placed before a put is gone: a later get naming it after the put's value is a violation
+    h = _kv(("put", "<1>", "<1>", 0, 1, "ok"), ("append", "<2>", "<2>", 2, 3, "ok"),
+            ("put", "<3>", "<3>", 4, 5, "ok"), ("get", None, "<3><2>", 6, 7, "ok"))
+    assert check_linearizable(h, model="kv").valid is False
+    h = _kv(("put", "<1>", "<1>", 0, 1, "ok"), ("append", "<2>", "<2>", 2, 6, "ok"),
+            ("put", "<3>", "<3>", 3, 4, "ok"), ("get", None, "<3><2>", 7, 8, "ok"))
+    assert check_linearizable(h, model="kv").valid is True
+
+
+def test_kv_many_clients_decided():
+    import sys
+    sys.path.insert(0, "benchmarks")
+    from checker_speed import corrupt, object_history
+    rng = np.random.default_rng(5)
+    h, _ = object_history("kv", rng, 2000, 1, 50)
+    assert check_linearizable(h, model="kv", time_limit_s=30).valid is True
+    bad = corrupt("kv", h, rng)
+    assert check_linearizable(bad, model="kv", time_limit_s=30).valid in (True, False)  # decided

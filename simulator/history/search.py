@@ -523,7 +523,10 @@ def make_part(ops: list[Op], model: Model) -> Part:
     """The fast path for the built-in register models (unless a subclass changed ``step``)."""
     if isinstance(model, RegisterModel) and type(model).step is RegisterModel.step:
         return RegisterPart(ops, model)
-    from .models import QueueModel
+    from .models import KVModel, QueueModel
+    if isinstance(model, KVModel) and type(model).step is KVModel.step:
+        from .kv_part import KVPart
+        return KVPart(ops, model)
     if isinstance(model, QueueModel) and type(model).step is QueueModel.step:
         from .queue_part import QueuePart
         return QueuePart(ops, model)
