@@ -548,11 +548,18 @@ class RegisterPart(Part):
 
 
 def make_part(ops: list[Op], model: Model) -> Part:
-    """The fast paths for the built-in register and set models (unless a subclass changed ``step``;
-    the set's only when its adds are unique, see set_part.py)."""
+    """The fast paths for the built-in register, set, kv and queue models (unless a subclass changed
+    ``step``; the set's only when its adds are unique, see set_part.py)."""
     if isinstance(model, RegisterModel) and type(model).step is RegisterModel.step:
         return RegisterPart(ops, model)
     from . import set_part  # here, not at the top: set_part builds on this module's Part
     if set_part.fits(ops, model):
         return set_part.SetPart(ops, model)
+    from .models import KVModel, QueueModel
+    if isinstance(model, KVModel) and type(model).step is KVModel.step:
+        from .kv_part import KVPart
+        return KVPart(ops, model)
+    if isinstance(model, QueueModel) and type(model).step is QueueModel.step:
+        from .queue_part import QueuePart
+        return QueuePart(ops, model)
     return GenericPart(ops, model)
