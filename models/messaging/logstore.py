@@ -38,12 +38,11 @@ class Column:
         if type(d) is array:
             kinds = set(map(type, values))
             if not kinds or kinds == {self._type}:
-                n = len(d)
-                try:
-                    d.extend(values)
+                try:  # fromlist: twice as fast as extend, and all or nothing
+                    d.fromlist(values if type(values) is list else list(values))
                     return
-                except OverflowError:  # an int beyond 64 bits: array.extend stops part-way
-                    del d[n:]
+                except OverflowError:  # an int beyond 64 bits
+                    pass
             self.data = d = d.tolist()
         d.extend(values)
 

@@ -80,12 +80,11 @@ class DeliveryLog:
     def _add_keys(self, keys) -> None:
         k = self.key
         if type(k) is array and _all_int(keys):
-            n = len(k)
-            try:
-                k.extend(keys)
+            try:  # fromlist: twice as fast as extend, and all or nothing
+                k.fromlist(keys if type(keys) is list else list(keys))
                 return
-            except OverflowError:  # beyond 64 bits: extend stops part-way, undo and keep objects
-                del k[n:]
+            except OverflowError:  # beyond 64 bits: keep Python objects from here on
+                pass
         self._keys_as_list().extend(keys)
 
     def record(self, event: str, msg: int, key: Any, time: float) -> None:
@@ -101,7 +100,10 @@ class DeliveryLog:
         """Record ``event`` for many messages at one instant (a batch acknowledged or processed)."""
         n = len(msgs)
         self.event.extend(array("b", bytes([_CODE[event]]) * n))
-        self.msg.extend(msgs)
+        if type(msgs) is list:
+            self.msg.fromlist(msgs)  # twice as fast as extend
+        else:
+            self.msg.extend(msgs)
         self._add_keys(keys)
         self.time.extend(array("d", [time]) * n)
 
@@ -270,9 +272,31 @@ def order_violations(table: pd.DataFrame) -> int:
     keep = ~np.isnan(first)
     send_order = table["send_order"].to_numpy()[keep]
     idx = np.lexsort((send_order, first[keep]))  # by first processing, ties by send order
-    order = pd.Series(send_order[idx])
-    keys = pd.Series(table["key"].to_numpy()[keep][idx])
-    return int((order < order.groupby(keys, sort=False).cummax()).sum())
+    order = send_order[idx]
+    del send_order
+    keys = table["key"].to_numpy()[keep][idx]
+    del idx
+    if keys.dtype.kind not in "iu":
+        order_s = pd.Series(order)
+        return int((order_s < order_s.groupby(pd.Series(keys), sort=False).cummax()).sum())
+    # a per-key running maximum without a groupby: regroup by key (stable, so each key keeps the
+    # processing order), lift each group by group * len above the last, then one running maximum
+    if len(keys) == 0:
+        return 0
+    lo = int(keys.min())
+    if int(keys.max()) - lo < 2**16:  # a narrow key range sorts as uint16: numpy's stable radix sort
+        g = np.argsort((keys - lo).astype(np.uint16), kind="stable")
+    else:
+        g = np.argsort(keys, kind="stable")
+    keys = keys[g]
+    v = order[g]
+    del g, order
+    group = np.zeros(len(v), dtype=np.int64)
+    np.cumsum(keys[1:] != keys[:-1], out=group[1:])
+    del keys
+    v += group * (len(v) + 1)
+    del group
+    return int((v < np.maximum.accumulate(v)).sum())
 
 
 def check_delivery(history: DeliveryLog | pd.DataFrame | Iterable, *, window_s: float | None = None) -> dict[str, Any]:
