@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -33,7 +34,8 @@ class Column:
         self.data: array | list = array(code)
         self._type = float if code == "d" else int
 
-    def extend(self, values) -> None:
+    def extend(self, values: Sequence[Any]) -> None:
+        """Append ``values``: typed while they are all of the column's type, else the column becomes a list."""
         d = self.data
         if type(d) is array:
             kinds = set(map(type, values))
@@ -65,7 +67,8 @@ class Records:
     def __len__(self) -> int:
         return len(self.seq)
 
-    def append(self, epoch: int, pid: Any, msgs, keys, seqs, times) -> tuple[int, int]:
+    def append(self, epoch: int, pid: Any, msgs: Sequence[Any], keys: Sequence[Any], seqs: Sequence[int],
+               times: Sequence[float]) -> tuple[int, int]:
         """Append one batch (equal-length sequences); returns its store range ``(lo, hi)``."""
         lo = len(self.seq)
         if not len(seqs):
@@ -80,9 +83,10 @@ class Records:
         return lo, lo + len(seqs)
 
     def batch_of(self, i: int) -> int:
+        """Index of the batch holding store position ``i``."""
         return bisect_right(self.batch_lo, i) - 1
 
-    def pieces(self, lo: int, hi: int):
+    def pieces(self, lo: int, hi: int) -> Iterator[tuple[int, int, int, Any]]:
         """``(lo, hi, epoch, pid)`` for each batch that ``[lo, hi)`` overlaps, in order."""
         b, starts, n = self.batch_of(lo), self.batch_lo, len(self.batch_lo)
         while lo < hi:
@@ -190,7 +194,7 @@ class ReplicaLog:
             self.store.last_seqs(lo, hi, out)
         return out
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
             a, b, step = i.indices(self.n)
             rows = self.rows(a, b) if step == 1 else self.rows(0, self.n)[i]
@@ -202,7 +206,7 @@ class ReplicaLog:
         j = self._index(i)
         return self.store.rows(j, j + 1)[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         for lo, hi in zip(self.run_lo, self.run_hi):
             yield from self.store.rows(lo, hi)
 
