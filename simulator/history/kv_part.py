@@ -90,7 +90,7 @@ class KVPart(Part):
             sel, ends = [sel[x] for x in keep], [ends[x] for x in keep]
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
-        nxt, prv, is_call, ent_op, ret_of, due = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of, L.due
+        nxt, is_call, ent_op, due = L.nxt, L.is_call, L.ent_op, L.due
         kind = [self.kind[j] for j in sel]
         text = [self.text[j] for j in sel]
         unseen = [not seen[j] for j in sel]
@@ -218,13 +218,7 @@ class KVPart(Part):
             top = stack[-1]
             lifted = top[2]
             if lifted >= 0:  # undo this frame's previous choice
-                r = ret_of[lifted]
-                if r >= 0:
-                    nxt[prv[r]] = r
-                    prv[nxt[r]] = r
-                    remaining += 1
-                nxt[prv[lifted]] = lifted
-                prv[nxt[lifted]] = lifted
+                remaining += L.unlift(lifted)
                 i = ent_op[lifted]
                 for g in puts_for.get(i, ()):
                     escape[g] += 1
@@ -267,14 +261,7 @@ class KVPart(Part):
                         live -= 1
             elif obs_left[i]:
                 live += 1
-            p, q = prv[e], nxt[e]  # lift: unlink the call entry and its return entry
-            nxt[p] = q
-            prv[q] = p
-            r = ret_of[e]
-            if r >= 0:
-                p, q = prv[r], nxt[r]
-                nxt[p] = q
-                prv[q] = p
+            if L.lift(e):  # unlink the call entry and its return entry
                 remaining -= 1
                 if not remaining:
                     return True, len(cache), -1

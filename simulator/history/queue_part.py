@@ -164,7 +164,7 @@ class QueuePart(Part):
                     deq_of[val[j]] = x
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
-        nxt, prv, is_call, ent_op, ret_of, due = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of, L.due
+        nxt, is_call, ent_op, due = L.nxt, L.is_call, L.ent_op, L.due
         k_ = [kind[j] for j in sel]
         v_ = [val[j] for j in sel]
         zob = [self.zob[j] for j in sel]
@@ -239,13 +239,7 @@ class QueuePart(Part):
             top = stack[-1]
             lifted = top[2]
             if lifted >= 0:  # undo this frame's previous choice
-                r = ret_of[lifted]
-                if r >= 0:
-                    nxt[prv[r]] = r
-                    prv[nxt[r]] = r
-                    remaining += 1
-                nxt[prv[lifted]] = lifted
-                prv[nxt[lifted]] = lifted
+                remaining += L.unlift(lifted)
                 i = ent_op[lifted]
                 if k_[i] == ENQ:
                     queue.pop()
@@ -289,14 +283,7 @@ class QueuePart(Part):
                     in_q[r] = True
                     while frontier < n_deq and in_q[frontier]:
                         frontier += 1
-            p, q = prv[e], nxt[e]  # lift: unlink the call entry and its return entry
-            nxt[p] = q
-            prv[q] = p
-            r = ret_of[e]
-            if r >= 0:
-                p, q = prv[r], nxt[r]
-                nxt[p] = q
-                prv[q] = p
+            if L.lift(e):  # unlink the call entry and its return entry
                 remaining -= 1
                 if not remaining:
                     return True, len(cache), -1

@@ -77,6 +77,33 @@ class _Entries:
                 self.ret_of[call_ent[i]] = e
                 self.due[i] = float(e)
 
+    def lift(self, e: int) -> int:
+        """Unlink call entry ``e`` and its return entry (the op takes effect now); 1 if it had a
+        return entry (a definite op is settled), else 0."""
+        nxt, prv = self.nxt, self.prv
+        p, q = prv[e], nxt[e]
+        nxt[p] = q
+        prv[q] = p
+        r = self.ret_of[e]
+        if r < 0:
+            return 0
+        p, q = prv[r], nxt[r]
+        nxt[p] = q
+        prv[q] = p
+        return 1
+
+    def unlift(self, e: int) -> int:
+        """Undo :meth:`lift` of ``e`` (the last lifted entry): relink its return entry, then the call;
+        the same 1 or 0 as the lift returned."""
+        nxt, prv = self.nxt, self.prv
+        r = self.ret_of[e]
+        if r >= 0:
+            nxt[prv[r]] = r
+            prv[nxt[r]] = r
+        nxt[prv[e]] = e
+        prv[nxt[e]] = e
+        return 1 if r >= 0 else 0
+
 
 class Part:
     """One part's operations, ready to search; ``is_ok[i]``: definite (must take effect inside its
@@ -134,7 +161,7 @@ class GenericPart(Part):
     def search(self, sel, ends, deadline, max_steps):
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
-        nxt, prv, is_call, ent_op, ret_of, due = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of, L.due
+        nxt, is_call, ent_op, due = L.nxt, L.is_call, L.ent_op, L.due
         step = self.model.step
         inp = [self.inputs[j] for j in sel]
         ok = [ends[i] != INF for i in range(n)]
@@ -185,13 +212,7 @@ class GenericPart(Part):
             top = stack[-1]
             lifted = top[2]
             if lifted >= 0:  # undo this frame's previous choice
-                r = ret_of[lifted]
-                if r >= 0:
-                    nxt[prv[r]] = r
-                    prv[nxt[r]] = r
-                    remaining += 1
-                nxt[prv[lifted]] = lifted
-                prv[nxt[lifted]] = lifted
+                remaining += L.unlift(lifted)
                 state, fp = top[3], top[4]
                 top[2] = -1
             cands = top[0]
@@ -212,14 +233,7 @@ class GenericPart(Part):
             top[1] = j
             top[2] = e
             state, fp = ns, nfp
-            p, q = prv[e], nxt[e]  # lift: unlink the call entry and its return entry
-            nxt[p] = q
-            prv[q] = p
-            r = ret_of[e]
-            if r >= 0:
-                p, q = prv[r], nxt[r]
-                nxt[p] = q
-                prv[q] = p
+            if L.lift(e):  # unlink the call entry and its return entry
                 remaining -= 1
                 if not remaining:
                     return True, len(cache), -1
@@ -349,7 +363,7 @@ class RegisterPart(Part):
         n = len(sel)
         n_main = n - sum(len(q) for q in pools.values())
         L = _Entries(self.invoke, sel[:n_main], ends[:n_main])
-        nxt, prv, is_call, ent_op, ret_of = L.nxt, L.prv, L.is_call, L.ent_op, L.ret_of
+        nxt, prv, is_call, ent_op = L.nxt, L.prv, L.is_call, L.ent_op
         due = L.due + [float(L.size + 1)] * (n - n_main)
         # rule (5): pooled info ops (see _pools) sit outside the list; candidate ``pool_base + p`` is
         # pool p's earliest unplaced op, and ``ptr[p]`` how many of pool p are placed
@@ -464,13 +478,7 @@ class RegisterPart(Part):
                     ptr[lifted - pool_base] -= 1
                     i = pool_list[lifted - pool_base][ptr[lifted - pool_base]]
                 else:
-                    r = ret_of[lifted]
-                    if r >= 0:
-                        nxt[prv[r]] = r
-                        prv[nxt[r]] = r
-                        remaining += 1
-                    nxt[prv[lifted]] = lifted
-                    prv[nxt[lifted]] = lifted
+                    remaining += L.unlift(lifted)
                     i = ent_op[lifted]
                 state, fp = top[3], top[4]
                 top[2] = -1
@@ -533,14 +541,7 @@ class RegisterPart(Part):
                 ptr[e - pool_base] += 1
                 stack.append(expand())
                 continue
-            p, q = prv[e], nxt[e]  # lift: unlink the call entry and its return entry
-            nxt[p] = q
-            prv[q] = p
-            r = ret_of[e]
-            if r >= 0:
-                p, q = prv[r], nxt[r]
-                nxt[p] = q
-                prv[q] = p
+            if L.lift(e):  # unlink the call entry and its return entry
                 remaining -= 1
                 if not remaining:
                     return True, len(cache), -1
