@@ -8,6 +8,9 @@ dequeue returning the wrong element; unique-id: an id handed out twice). For eac
 keys x processes the script prints the verdict time on the valid history, the verdict time and the
 counterexample (shrinking) time on the invalid one, the counterexample's size, and the peak
 memory of the valid check (tracemalloc, measured in a separate run so timings are not slowed).
+After each model, the growth of the valid verdict's time per operation between consecutive sizes
+(same keys and processes) is printed as a ratio: x1.00 is linear growth; a ratio within 15% of it is
+labelled "linear", above that "superlinear" (one run on a shared machine varies by about that much).
 
     python benchmarks/checker_speed.py            # the default grid, ~2 minutes
     python benchmarks/checker_speed.py --full     # up to 100k ops, 100 keys, 100 processes
@@ -133,6 +136,7 @@ def main() -> None:
           f"{'peak MB':>7} | {'invalid':>7} {'verdict s':>9} {'cx s':>6} {'cx ops':>6} {'minimal':>7}")
     for model in args.models.split(","):
         sizes, keys_s, procs_s = grid[model]
+        times: dict[tuple[int, int], list[tuple[int, float]]] = {}
         for n in map(int, (args.sizes or sizes).split(",")):
             for keys in map(int, (args.keys or keys_s).split(",")):
                 for procs in map(int, (args.processes or procs_s).split(",")):
@@ -140,6 +144,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     r = check_linearizable(h, model=model, time_limit_s=args.time_limit)
                     dt = time.perf_counter() - t0
+                    times.setdefault((keys, procs), []).append((n, dt))
                     peak = float("nan")
                     if not args.no_memory:
                         tracemalloc.start()
@@ -156,6 +161,23 @@ def main() -> None:
                     minimal = all(k.minimal for k in rb.per_key.values() if k.valid is False)
                     print(line + f"{rb.valid!s:>7} {rb.stats['verdict_seconds']:>9.3f} "
                           f"{rb.stats['shrink_seconds']:>6.2f} {cx:>6} {minimal!s:>7}", flush=True)
+        for (keys, procs), row in times.items():
+            print(f"{model} keys={keys} procs={procs}: " + growth(row), flush=True)
+
+
+def growth(row: list[tuple[int, float]]) -> str:
+    """Time per operation of each size relative to the previous size: 'time per op 100k→200k: x1.02
+    (linear)'; x1.00 is linear, x2.00 quadratic over a doubling."""
+    out = []
+    for (n0, t0), (n1, t1) in zip(row, row[1:]):
+        r = (t1 / n1) / (t0 / n0)
+        word = "linear" if r <= 1.15 else "superlinear"
+        out.append(f"time per op {_k(n0)}→{_k(n1)}: x{r:.2f} ({word})")
+    return "; ".join(out) if out else "(one size: no growth ratio)"
+
+
+def _k(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
 if __name__ == "__main__":
