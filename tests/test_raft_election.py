@@ -211,3 +211,27 @@ def test_thesis_pre_vote_costs_one_round_trip_per_candidacy():
     base = raft_election.avail_runs(200, 6, **wan).elected_s
     pre = raft_election.avail_runs(200, 6, pre_vote=True, **wan).elected_s
     assert (pre.mean() - base.mean()) * 1e3 == pytest.approx(70, abs=35)
+
+
+def test_pre_vote_after_every_live_server_split_the_vote_still_elects_a_leader():
+    """Regression: with pre-vote, WAN setup, trial 142 of seed 14 has all four live servers stand for
+    term 2 at once (each votes for itself: a 1-1-1-1 split). Their timers then elapse as candidates
+    and every pre-vote round is granted by all peers; the grants must count for a candidate as for a
+    follower (AvailSim 'zookeeper': a timed-out Candidate becomes Candidate{pre: true}), else no
+    server ever raises its term again and no leader is elected in 60 s. Same trial without the
+    split's livelock: a leader of term 3 elected within a few timeouts."""
+    wan = dict(n=5, failed=1, timeout_s=(0.3, 0.6), latency=Uniform(0.030, 0.040))
+    r = raft_election.avail_trial(seed=14, i=142, pre_vote=True, **wan)
+    assert r["term2_won"] is False  # the split term is still there: the trial replays the failing case
+    assert r["elected_s"] == pytest.approx(r["first_elected_s"]) and r["elected_s"] < 3 * 0.6
+    # the mechanism directly: every live server a candidate of term 2, then a term-3 leader
+    sim = Simulation(seed=raft_election.trial_seed(14, 142))
+    sim.network(latency=wan["latency"])
+    c = RaftCluster(sim, 5, config=RaftConfig(election_timeout=(0.3, 0.6), heartbeat_s=0.15, pre_vote=True))
+    c.bootstrap(c.names[0], entries=5)
+    sim.at(0.0, sim.nodes[c.names[0]].crash)
+    sim.run(until=0.6)
+    assert {who for _, term, who in c.candidates if term == 2} == set(c.names[1:])
+    assert all(c.replicas[x].role == "candidate" for x in c.names[1:])
+    sim.run(until=3.0)
+    assert c.leader() is not None and c.replicas[c.leader()].term == 3

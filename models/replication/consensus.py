@@ -30,11 +30,12 @@ Options (``RaftConfig``, all off by default):
   vote for itself before asking for votes (or, with ``overlap_self_vote``, asks while writing
   and takes office only once the write is durable). Broadcast time is then network round trip + disk.
   The leader's own write overlaps the followers' round trip (thesis §10.2.1) and is not waited for.
-- ``pre_vote`` (thesis §9.6): a node whose timer elapses first asks for pre-votes for
-  ``term + 1`` without changing its term; a server grants one only if the log is up to date
-  and it has not heard from a leader within the minimum election timeout. Only with a majority
-  of pre-votes does it start a real election, so a node partitioned away and healed does not
-  depose a healthy leader with an inflated term.
+- ``pre_vote`` (thesis §9.6): a node whose timer elapses (a follower, or a candidate whose
+  election failed) first asks for pre-votes for ``term + 1`` without changing its term; a
+  server grants one only if the log is up to date and it has not heard from a leader within
+  the minimum election timeout. Only with a majority of pre-votes does it start a real
+  election, so a node partitioned away and healed does not depose a healthy leader with an
+  inflated term.
 - ``check_quorum`` (thesis §6.2): a leader that has not heard from a majority (itself
   included) within an election timeout (the range's high end) steps down.
 - ``unsafe_commit_previous_terms``: BROKEN ON PURPOSE, for ``splitbrain hunt`` demos. The
@@ -269,7 +270,11 @@ class RaftNode:
             self._step_down(term)
             self._pre_term = -1
             return
-        if granted and self.role == "follower" and asked == self._pre_term == self.term + 1:
+        # A candidate whose election failed runs pre-vote rounds too (its timer elapsed again), and
+        # their grants count: otherwise, once every live server has stood in a split term, none can
+        # ever raise its term again (AvailSim "zookeeper", raft.rs ``tick``/``start_new_election``:
+        # a timed-out Candidate becomes ``Candidate{pre: true}``; etcd raft ``becomePreCandidate``).
+        if granted and self.role != "leader" and asked == self._pre_term == self.term + 1:
             self.pre_votes.add(voter)
             if len(self.pre_votes) >= self.majority:
                 self._pre_term = -1
