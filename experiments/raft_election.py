@@ -322,31 +322,62 @@ THESIS = "Ongaro 2014 (PhD thesis), ch. 9"
 
 
 def avail_trial(n: int, failed: int, timeout_s: tuple[float, float], latency, seed: int, i: int, *,
-                stale: int = 0, pre_vote: bool = False, until_s: float = 60.0, first_term: bool = False) -> dict:
-    """One election in AvailSim's setup (thesis §9.4): every server starts a fresh election timer at
-    0 and the leader plus ``failed - 1`` followers crash then; messages take ``latency``; no disk or
-    CPU time. ``stale`` survivors lack the last entry (§9.5). ``first_term``: stop once term 2 is
-    decided (split-vote rate, §9.2). Returns the first candidacy time, whether term 2 was won, and
-    the time a leader was elected (s; nan if none by ``until_s``)."""
+                logs: str = "same", pre_vote: bool = False, until_s: float = 60.0, first_term: bool = False,
+                stable_heartbeats: int = 16) -> dict:
+    """One election in AvailSim's setup (thesis §9.4; ongardie/availsim@d1f1201 sim.rs ``simulate``):
+    every server starts a fresh election timer at 0 and the leader plus ``failed - 1`` followers
+    are down from then on (AvailSim: partitioned, ``P1-WAN``/``P2-WAN`` in policies.rs); messages
+    take ``latency``; no disk or CPU time. Voters restart their timers on granting a vote, not on
+    a higher term (raft.rs ``handle``/``step_down``), as the project's Raft does. ``logs``:
+    ``"same"`` or ``"diff"`` (§9.5, AvailSim ``--logs diff``: every server's log a different
+    length, shuffled per trial, sim.rs ``set_log_lengths``; only the longest of the live servers
+    can collect every vote). The election time is AvailSim's: the moment the leader that then
+    stays in office ``stable_heartbeats`` heartbeats (its ``--heartbeats``, default 16) was
+    elected, ``stable_leader_start_time`` in raft.rs, a leader deposed before that does not count.
+    ``first_term``: stop once term 2 is decided (split-vote rate, §9.2). Returns the first
+    candidacy time, whether term 2 was won, that election time (s; nan if none by ``until_s``) and
+    the winner's place among the live servers' initial logs (0: the longest; -1: none)."""
+    if logs not in ("same", "diff"):
+        raise ValueError(f"parameter logs={logs!r}: allowed 'same' or 'diff'")
     sim = Simulation(seed=trial_seed(seed, i))
     sim.network(latency=latency)
     lo, hi = timeout_s
-    c = RaftCluster(sim, n, config=RaftConfig(election_timeout=(lo, hi), heartbeat_s=lo / 2, pre_vote=pre_vote))
-    alive = c.names[failed:]
-    c.bootstrap(c.names[0], entries=2, stale=alive[len(alive) - stale:] if stale else (), missing=1)
+    hb = lo / 2
+    c = RaftCluster(sim, n, config=RaftConfig(election_timeout=(lo, hi), heartbeat_s=hb, pre_vote=pre_vote))
+    lengths = None
+    if logs == "diff":  # a permutation of 0..n-1 entries; the old leader (down) holds all n
+        order = sim.rng("raft_election.avail.logs").permutation(n - 1)
+        lengths = {x: int(k) for x, k in zip(c.names[1:], order)}
+    c.bootstrap(c.names[0], entries=n, lengths=lengths)
     for x in c.names[:failed]:
         sim.at(0.0, sim.nodes[x].crash)
     horizon = hi + 4 * latency.high if first_term and isinstance(latency, Uniform) else until_s
-    t = 0.0
-    while t < horizon and not any(term > 1 for _, term, _ in c.elections):
-        t = min(horizon, t + lo / 2)
+    stable = (stable_heartbeats + 1) * hb  # AvailSim: heartbeat_seqno > stable_heartbeats
+    t, elected = 0.0, math.nan
+    while t < horizon:
+        won = [(at, term) for at, term, _ in c.elections if term > 1]
+        if first_term and won:
+            break
+        lead = c.leader()
+        if won and lead is not None and c.replicas[lead].term > 1:
+            at = max(at for at, term in won if term == c.replicas[lead].term)
+            if t >= at + stable:
+                elected = at
+                break
+            t = min(horizon, at + stable)
+        else:
+            t = min(horizon, t + lo / 2)
         sim.run(until=t)
     if c.violations:
         raise AssertionError(f"Raft safety violated: {c.violations[:3]}")
-    won = [at for at, term, _ in c.elections if term > 1]
     first = min((at for at, term, _ in c.candidates if term > 1), default=math.nan)
+    held = lengths or dict.fromkeys(c.names, n)
+    lead = c.leader() if math.isfinite(elected) else None
+    rank = sum(held[x] > held[lead] for x in c.names[failed:]) if lead else -1  # 0: the longest live log
     return {"first_timeout_s": first, "term2_won": any(term == 2 for _, term, _ in c.elections),
-            "elected_s": min(won) if won else math.nan}
+            "leader_log_rank": rank,
+            "elected_s": elected, "first_elected_s": min((at for at, term, _ in c.elections if term > 1),
+                                                          default=math.nan)}
 
 
 def avail_runs(trials: int, seed: int, **kw) -> pd.DataFrame:
@@ -357,6 +388,39 @@ def fixed_split_rate(s: int, n: int, l: float) -> float:
     """Thesis §9.2: Pr(D_{c,s} <= l) = sum_{k=c-1}^{s} C(s,k) l^k (1-l)^(s-k), c = s - floor(n/2) + 1."""
     c = s - n // 2 + 1
     return float(sum(math.comb(s, k) * l ** k * (1 - l) ** (s - k) for k in range(c - 1, s + 1)))
+
+
+def _mean_se(x: pd.Series) -> tuple[float, float]:
+    """Mean and standard error of the finite values of ``x``."""
+    a = x.dropna().to_numpy()
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a)))
+
+
+# The mean markers of thesis Fig. 9.9/9.10 (dissertation 0c10ea1, leaderelection/multi-submission-failures.svg
+# and multi-submission-failures-logsdiff.svg, left panel): each circle's centre x against the axis
+# ticks 0 and 1000 ms (x = 35.285 and 205.770 pt), e.g. 1 failed (f=1, green) centred at 115.184 pt.
+FIG_SRC_9_9 = "ongardie/dissertation@0c10ea1 leaderelection/multi-submission-failures.svg"
+FIG_SRC_9_10 = "ongardie/dissertation@0c10ea1 leaderelection/multi-submission-failures-logsdiff.svg"
+FIG_9_9_MEAN_MS = {0: 429.97, 1: 468.66, 2: 631.60}
+FIG_9_10_MEAN_MS = {0: 492.61, 1: 550.45, 2: 714.69}
+WAN_2_CAUSE = ("not determined. AvailSim's mechanics as released (ongardie/availsim@d1f1201 raft.rs, sim.rs) are "
+               "modelled: fresh timers, grant-resets-timer, higher term keeps it, the stable leader's election "
+               "time; the released code's constants differ from the thesis (WAN U(10, 20) ms, timeouts 100-200 "
+               "ms, heartbeat 50 ms), so the thesis's run used an unreleased configuration whose heartbeat "
+               "interval is unknown (here half the minimum timeout, the released code's ratio). Checked and equal "
+               "for 3 of 5 alive: a candidate retries after a fresh U(lo, hi) timer (tick/start_new_election); "
+               "rejecting voters keep theirs (step_down); latency drawn per message, no loss, duplication or "
+               "FIFO (policies.rs Uniform, sim.rs multicast/reply); the down pair partitioned (INFINITY latency), "
+               "equal to crashed; no old leader, every timer fresh at 0; the 5 s --maxticks cap never binds "
+               "(longest here 3.9 s). AvailSim's leader steps down when a heartbeat's acks miss a quorum "
+               "(tick), inert unless its interval < the 80 ms maximum round trip. 0 and 1 failed agree (428.4 "
+               "+- 1.2 vs 430.0; 468.7); 2 failed is low on seeds 14 and 15 (617.8, 613.5)")
+PRE_VOTE_CAUSE = ("the thesis's word, not a measurement: pre-vote (§9.6) adds one round trip (2 x U(30, 40) ms, "
+                  "70 ms) before every candidacy and cannot prevent split votes (every pre-candidate whose log "
+                  "is up to date collects its pre-votes): the full run's first candidacy comes 70 ms later with "
+                  "the same first-term split rate (8.8%), and each retry after a split pays the round trip again, "
+                  "70 x 1.09 = 76 ms, +16% on ~468 ms. AvailSim's closest variant (algorithm 'zookeeper', raft.rs "
+                  "start_new_election with pre) also pays that round trip; the next row checks the cost itself")
 
 
 def _binom_tol(p: float, trials: int, slack: float) -> float:
@@ -417,43 +481,53 @@ def thesis_checks(quick: bool) -> list[Check]:
                          why="E[E_s] = (1 + 1/(s+1) + l)/(1 - split rate) + l (+ W - 1/4, here 0 and fresh timers); "
                              "the formula approximates a split term as 1 + M_s + l: 3% or 3 SE"))
     # §9.4 WAN (AvailSim): latency U(30, 40) ms, timeouts 300-600 ms; §9.5 logs differ; §9.6 pre-vote.
+    # Published means: the marked point on each curve (AvailSim plots.R ``multicdf_helper`` plots
+    # ``geom_point`` at ``mean(election_time)``), read from the figures' vector coordinates.
     wan = dict(n=5, timeout_s=(0.3, 0.6), latency=Uniform(0.030, 0.040))
-    base = {}
-    for failed, mean_pub, tail_s in ((1, 0.475, 1.5), (2, 0.650, 3.0)):
+    base: dict[int, tuple[float, float]] = {}
+    for failed, tail_s in ((1, 1.5), (2, 3.0)):
         df = avail_runs(k, 14, failed=failed, **wan)
         x = df.elected_s.fillna(math.inf).to_numpy()
-        fin = x[np.isfinite(x)]
-        base[failed] = float(fin.mean())
-        se = float(fin.std(ddof=1) / math.sqrt(len(fin)))
+        base[failed] = _mean_se(df.elected_s)
         setup = (f"5 servers, {failed} failed, WAN latency U(30, 40) ms, timeouts 300-600 ms, fresh timers, "
-                 f"{k} elections")
-        out.append(Check(THESIS + ", §9.4 / Fig. 9.9", setup, "mean election time (ms)", published=mean_pub * 1e3,
-                         measured=base[failed] * 1e3, tolerance=round(max(25.0, 3 * se * 1e3), 1),
-                         why="'about' a value read at a graph's marked point: ±25 ms, or 3 SE",
-                         cause="not determined: the full run gives ~618 ms for 2 failed (1 failed matches); "
-                               "AvailSim's source was not read, so its candidate timers and vote handling after "
-                               "a split are unverified here"))
+                 f"AvailSim timing (the stable leader's election), {k} elections")
+        out.append(Check(THESIS + ", §9.4 / Fig. 9.9", setup, "mean election time (ms)",
+                         published=FIG_9_9_MEAN_MS[failed], measured=base[failed][0] * 1e3,
+                         tolerance=round(3 * math.sqrt(2) * base[failed][1] * 1e3, 1),
+                         why=f"the figure's mean marker ({FIG_SRC_9_9}; the text rounds it to 'about "
+                             f"{475 if failed == 1 else 650}'); 3 SE of a difference of two {k}- and 10,000-"
+                             "election means (their spread taken as ours)",
+                         cause="" if failed == 1 else WAN_2_CAUSE))
         out.append(Check(THESIS + ", §9.4 / Fig. 9.9", setup, f"fraction of elections done within {tail_s:g} s",
                          published=0.999, measured=float((x <= tail_s).mean()), tolerance=_binom_tol(0.999, k, 0.0005),
                          why="'99.9% of elections complete within': 3 binomial SE"))
     for failed in (1, 2):
-        df = avail_runs(k, 14, failed=failed, stale=2, **wan)
-        out.append(Check(THESIS + ", §9.5 / Fig. 9.10", f"WAN as §9.4, {failed} failed, 2 survivors' logs stale "
-                         f"({2 if failed == 1 else 1} eligible), {k} elections",
-                         "mean election time, stale logs / equal logs", published=1.0,
-                         measured=float(df.elected_s.mean() / base[failed]), tolerance=0.1,
-                         why="'performance is very similar': ±10%",
-                         cause="setup differs: the thesis gives every server a different log (so of two eligible "
-                               "servers only the longer can win); here 2 survivors share a stale log. A stale "
-                               "candidate's RequestVote raises voters' terms without restarting their timers "
-                               "(Figure 2; LogCabin stepDown() resets no timer, RaftConsensus.cc@0947261 "
-                               "l.2133-2151), so it costs one lost term"))
+        df = avail_runs(k, 14, failed=failed, logs="diff", **wan)
+        m, se = _mean_se(df.elected_s)
+        b0, b_se = base[failed]
+        ratio = m / b0
+        r_se = ratio * math.sqrt((se / m) ** 2 + (b_se / b0) ** 2)
+        pub = FIG_9_10_MEAN_MS[failed] / FIG_9_9_MEAN_MS[failed]
+        out.append(Check(THESIS + ", §9.5 / Fig. 9.10", f"WAN as §9.4, {failed} failed, every log a different "
+                         f"length (AvailSim --logs diff: {4 - failed - 1} of {5 - failed} live servers eligible), "
+                         f"{k} elections", "mean election time, logs differ / logs equal", published=round(pub, 4),
+                         measured=ratio, tolerance=round(3 * math.sqrt(2) * r_se, 4),
+                         why=f"the figures' mean markers, {FIG_9_10_MEAN_MS[failed]:.1f} / "
+                             f"{FIG_9_9_MEAN_MS[failed]:.1f} ms ({FIG_SRC_9_10}); the text's 'very similar' is "
+                             "this +13-17%: a voter with a longer log rejects a candidate and keeps its timer, "
+                             "so a term can pass with no eligible candidate. 3 SE of the difference"))
     df = avail_runs(k, 14, failed=1, pre_vote=True, **wan)
+    m, se = _mean_se(df.elected_s)
     out.append(Check(THESIS + ", §9.6", f"WAN as §9.4, 1 failed, pre-vote on, {k} elections",
                      "mean election time, pre-vote / without", published=1.0,
-                     measured=float(df.elected_s.mean() / base[1]), tolerance=0.15,
-                     why="'does not appear to significantly harm election performance': ±15% (one more round trip "
-                         "costs ~70 ms, +15%)",
-                     cause="pre-vote (§9.6) adds one round trip (2 x U(30, 40) ms) before every candidacy: +70 ms "
-                           "on ~475 ms; 'not significantly' is the thesis's word for it, with no number"))
+                     measured=m / base[1][0], tolerance=0.15,
+                     why="'does not appear to significantly harm election performance' (no number, no figure; "
+                         "AvailSim's data directories hold no pre-vote WAN run): ±15%",
+                     cause=PRE_VOTE_CAUSE))
+    out.append(Check(THESIS + ", §9.6", f"WAN as §9.4, 1 failed, pre-vote on, {k} elections",
+                     "mean election time, pre-vote minus without (ms)", published=70.0,
+                     measured=(m - base[1][0]) * 1e3,
+                     tolerance=round(3 * math.hypot(se, base[1][1]) * 1e3, 1),
+                     why="the mechanism: one more round trip before each candidacy, 2 x E[U(30, 40)] = 70 ms; "
+                         "3 SE of the difference (common random numbers make it smaller)"))
     return out

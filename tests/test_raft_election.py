@@ -8,7 +8,7 @@ import pytest
 
 from experiments import raft_election
 from models.replication.consensus import RaftCluster, RaftConfig
-from simulator import Constant, LogNormal, Simulation
+from simulator import Constant, LogNormal, Simulation, Uniform
 
 LO, HI, L = 0.15, 0.3, 0.001
 
@@ -171,3 +171,67 @@ def test_quick_lesson_randomness_ends_split_votes_and_short_timeouts_are_faster(
     assert short.mean_ms < wide.mean_ms  # a shorter range elects sooner
     # the minimum possible downtime is about half the minimum timeout (paper §9.3)
     assert wide.median_ms > 150 / 2
+
+
+def test_bootstrap_lengths_gives_each_follower_its_own_log_and_commits_what_a_majority_holds():
+    sim = Simulation(seed=3)
+    sim.network(latency=Constant(0.001))
+    c = RaftCluster(sim, 5)
+    c.bootstrap(c.names[0], entries=5, lengths={c.names[1]: 0, c.names[2]: 3, c.names[3]: 1, c.names[4]: 2})
+    held = [len(c.replicas[x].log) - 1 for x in c.names]
+    assert held == [5, 0, 3, 1, 2]
+    # the third-longest of five holds 2 entries: a majority (5, 3, 2) holds those
+    assert [c.replicas[x].commit_index for x in c.names] == [2, 0, 2, 1, 2]
+    with pytest.raises(ValueError, match="lengths"):
+        RaftCluster(Simulation(seed=3), 5).bootstrap("raft0", entries=2, lengths={"raft1": 3})
+
+
+def test_thesis_logs_differ_only_the_longest_live_log_wins_and_elections_take_longer():
+    """Thesis §9.5 / AvailSim --logs diff, 2 of 5 down: the three live servers must all vote, so only
+    the longest live log can win; a voter with a longer log rejects the others without restarting its
+    timer, so terms pass with no eligible candidate: the figure's means give 714.7 / 631.6 = 1.13."""
+    wan = dict(n=5, failed=2, timeout_s=(0.3, 0.6), latency=Uniform(0.030, 0.040))
+    same = raft_election.avail_runs(150, 5, **wan)
+    diff = raft_election.avail_runs(150, 5, logs="diff", **wan)
+    assert same.elected_s.notna().all() and diff.elected_s.notna().all()
+    assert diff.elected_s.mean() > 1.05 * same.elected_s.mean()
+    # AvailSim times the leader that stays: never before the first leader elected
+    assert (diff.elected_s >= diff.first_elected_s).all()
+    assert (diff.leader_log_rank == 0).all()
+    one_down = raft_election.avail_runs(60, 5, logs="diff", **{**wan, "failed": 1})
+    assert set(one_down.leader_log_rank) <= {0, 1}  # 1 down: the second-longest wins on the two shorter votes
+    with pytest.raises(ValueError, match="logs"):
+        raft_election.avail_trial(seed=1, i=0, logs="stale", **wan)
+
+
+def test_thesis_pre_vote_costs_one_round_trip_per_candidacy():
+    """§9.6: with pre-vote a candidacy waits one more round trip, 2 x E[U(30, 40)] = 70 ms, on the same
+    timers (common random numbers); 200 elections: SE of the difference ~10 ms, so 70 ± 35."""
+    wan = dict(n=5, failed=1, timeout_s=(0.3, 0.6), latency=Uniform(0.030, 0.040))
+    base = raft_election.avail_runs(200, 6, **wan).elected_s
+    pre = raft_election.avail_runs(200, 6, pre_vote=True, **wan).elected_s
+    assert (pre.mean() - base.mean()) * 1e3 == pytest.approx(70, abs=35)
+
+
+def test_pre_vote_after_every_live_server_split_the_vote_still_elects_a_leader():
+    """Regression: with pre-vote, WAN setup, trial 142 of seed 14 has all four live servers stand for
+    term 2 at once (each votes for itself: a 1-1-1-1 split). Their timers then elapse as candidates
+    and every pre-vote round is granted by all peers; the grants must count for a candidate as for a
+    follower (AvailSim 'zookeeper': a timed-out Candidate becomes Candidate{pre: true}), else no
+    server ever raises its term again and no leader is elected in 60 s. Same trial without the
+    split's livelock: a leader of term 3 elected within a few timeouts."""
+    wan = dict(n=5, failed=1, timeout_s=(0.3, 0.6), latency=Uniform(0.030, 0.040))
+    r = raft_election.avail_trial(seed=14, i=142, pre_vote=True, **wan)
+    assert r["term2_won"] is False  # the split term is still there: the trial replays the failing case
+    assert r["elected_s"] == pytest.approx(r["first_elected_s"]) and r["elected_s"] < 3 * 0.6
+    # the mechanism directly: every live server a candidate of term 2, then a term-3 leader
+    sim = Simulation(seed=raft_election.trial_seed(14, 142))
+    sim.network(latency=wan["latency"])
+    c = RaftCluster(sim, 5, config=RaftConfig(election_timeout=(0.3, 0.6), heartbeat_s=0.15, pre_vote=True))
+    c.bootstrap(c.names[0], entries=5)
+    sim.at(0.0, sim.nodes[c.names[0]].crash)
+    sim.run(until=0.6)
+    assert {who for _, term, who in c.candidates if term == 2} == set(c.names[1:])
+    assert all(c.replicas[x].role == "candidate" for x in c.names[1:])
+    sim.run(until=3.0)
+    assert c.leader() is not None and c.replicas[c.leader()].term == 3

@@ -30,11 +30,12 @@ Options (``RaftConfig``, all off by default):
   vote for itself before asking for votes (or, with ``overlap_self_vote``, asks while writing
   and takes office only once the write is durable). Broadcast time is then network round trip + disk.
   The leader's own write overlaps the followers' round trip (thesis §10.2.1) and is not waited for.
-- ``pre_vote`` (thesis §9.6): a node whose timer elapses first asks for pre-votes for
-  ``term + 1`` without changing its term; a server grants one only if the log is up to date
-  and it has not heard from a leader within the minimum election timeout. Only with a majority
-  of pre-votes does it start a real election, so a node partitioned away and healed does not
-  depose a healthy leader with an inflated term.
+- ``pre_vote`` (thesis §9.6): a node whose timer elapses (a follower, or a candidate whose
+  election failed) first asks for pre-votes for ``term + 1`` without changing its term; a
+  server grants one only if the log is up to date and it has not heard from a leader within
+  the minimum election timeout. Only with a majority of pre-votes does it start a real
+  election, so a node partitioned away and healed does not depose a healthy leader with an
+  inflated term.
 - ``check_quorum`` (thesis §6.2): a leader that has not heard from a majority (itself
   included) within an election timeout (the range's high end) steps down.
 - ``unsafe_commit_previous_terms``: BROKEN ON PURPOSE, for ``splitbrain hunt`` demos. The
@@ -49,7 +50,7 @@ use ``node.after`` (they die with a crash) plus a generation counter for resets.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -269,7 +270,11 @@ class RaftNode:
             self._step_down(term)
             self._pre_term = -1
             return
-        if granted and self.role == "follower" and asked == self._pre_term == self.term + 1:
+        # A candidate whose election failed runs pre-vote rounds too (its timer elapsed again), and
+        # their grants count: otherwise, once every live server has stood in a split term, none can
+        # ever raise its term again (AvailSim "zookeeper", raft.rs ``tick``/``start_new_election``:
+        # a timed-out Candidate becomes ``Candidate{pre: true}``; etcd raft ``becomePreCandidate``).
+        if granted and self.role != "leader" and asked == self._pre_term == self.term + 1:
             self.pre_votes.add(voter)
             if len(self.pre_votes) >= self.majority:
                 self._pre_term = -1
@@ -552,10 +557,15 @@ class RaftCluster:
         self.violations: list[str] = []
         self.replicas = {nd.name: RaftNode(self, nd) for nd in self.nodes}
 
-    def bootstrap(self, leader: str, *, entries: int = 1, stale: Iterable[str] = (), missing: int = 1) -> None:
+    def bootstrap(self, leader: str, *, entries: int = 1, stale: Iterable[str] = (), missing: int = 1,
+                  lengths: Mapping[str, int] | None = None) -> None:
         """Start (at time 0, before running) as if ``leader`` had won term 1 and replicated
         ``entries`` writes to every follower except those in ``stale``, which lack the last
         ``missing`` of them (so they cannot win an election against the others: §5.4.1).
+        ``lengths`` instead gives each follower named in it the number of entries it holds
+        (0..``entries``; the leader holds all), e.g. every log a different length (thesis §9.5,
+        AvailSim ``--logs diff``: ``set_log_lengths`` in sim.rs); then the entries a majority
+        holds count as committed and a node knows ``min(its length, that)``.
 
         The state is the one just after a heartbeat reached every follower: all election
         timers start now, and the leader's next heartbeat is due in ``heartbeat_s``. Entries
@@ -566,6 +576,19 @@ class RaftCluster:
             raise ValueError("bootstrap must be called on a fresh cluster, before the simulation runs")
         if leader not in self.replicas:
             raise ValueError(f"bootstrap: leader {leader!r} is not one of {self.names}")
+        if lengths is not None:
+            lengths = dict(lengths)
+            bad = [x for x in lengths if x not in self.replicas or x == leader]
+            if stale or bad:
+                raise ValueError(f"bootstrap: lengths must name followers of {self.names} other than the leader, "
+                                 f"without stale; got lengths={lengths}, stale={stale}")
+            if not isinstance(entries, int) or entries < 1 or \
+                    any(not isinstance(k, int) or not 0 <= k <= entries for k in lengths.values()):
+                raise ValueError(f"bootstrap: lengths must be integers in 0..entries={entries}, got {lengths}")
+            held = {x: lengths.get(x, entries) for x in self.names}
+            majority_holds = sorted(held.values(), reverse=True)[len(self.names) // 2]
+            self._bootstrap(leader, entries, held, {x: min(k, majority_holds) for x, k in held.items()})
+            return
         bad = [x for x in stale if x not in self.replicas or x == leader]
         if bad:
             raise ValueError(f"bootstrap: stale must name followers of {self.names} other than the leader, got {bad}")
@@ -576,14 +599,18 @@ class RaftCluster:
         if stale and up_to_date < len(self.names) // 2 + 1:
             raise ValueError(f"bootstrap: {len(stale)} stale followers leave the full log on {up_to_date} of "
                              f"{len(self.names)} nodes, not a majority")
-        full = [(0, None)] + [(1, (WRITE, "k", (i,))) for i in range(1, entries + 1)]
         known = entries - missing if stale else entries
+        self._bootstrap(leader, entries, {x: entries - missing if x in stale else entries for x in self.names},
+                        dict.fromkeys(self.names, known))
+
+    def _bootstrap(self, leader: str, entries: int, held: dict[str, int], known: dict[str, int]) -> None:
+        full = [(0, None)] + [(1, (WRITE, "k", (i,))) for i in range(1, entries + 1)]
         for name, r in self.replicas.items():
             d = r.node.durable
             d["term"], d["voted_for"] = 1, leader
-            d["log"] = list(full[: len(full) - missing] if name in stale else full)
+            d["log"] = list(full[: held[name] + 1])
             r._volatile()
-            r.commit_index = known
+            r.commit_index = known[name]
             r._apply()
             r._pre_term = -1
             if name != leader:
