@@ -71,6 +71,9 @@ _NONE: tuple = ()
 # Outstanding calls: a node that never calls keeps this shared empty dict (pop() on it finds
 # nothing); only Node.call inserts, and it first gives the node a dict of its own.
 _NO_PENDING: dict = {}
+# A node's _paused_until until its first pause: one shared float, not one per node (and one
+# object fewer to fetch from memory when a request arrives in a big world).
+_NEVER = -math.inf
 
 
 class Node:
@@ -83,6 +86,8 @@ class Node:
                  "state", "durable", "slow_factor", "_paused_until", "_held", "_handlers", "_pools", "_pending",
                  "_procs", "_crash_hooks", "_recover_hooks", "on_late_reply", "crashes", "_spans",
                  "__dict__", "__weakref__")
+    state: dict  # volatile: emptied by a crash (made on first use)
+    durable: dict  # survives crashes (made on first use)
 
     def __init__(
         self,
@@ -105,10 +110,10 @@ class Node:
         self.up = True
         self.stopped = False  # crash-stop: never recovers
         self.epoch = 0
-        self.state: dict = {}
-        self.durable: dict = {}
+        # state and durable: made on first use (see __getattr__); most nodes of a big world
+        # never touch them, and two empty dicts are 128 bytes a node.
         self.slow_factor = 1.0
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         self._held: list[Callable[[], None]] | tuple = _NONE
         self._handlers: Mapping[str, Callable] = _DEFAULT_HANDLERS
         self._pools: Mapping[str, _WorkerPool] = _NO_POOLS
@@ -120,6 +125,15 @@ class Node:
         self.crashes = 0
         # Span recorder (simulator.observe.spans) or None: tracing off costs one test per hop.
         self._spans = sim.spans
+
+    def __getattr__(self, attr: str) -> Any:
+        # Called only when the ordinary lookup fails: for ``state`` and ``durable``, until first
+        # used (then the slot holds the dict and this is never called for them again).
+        if attr == "state" or attr == "durable":
+            d: dict = {}
+            object.__setattr__(self, attr, d)
+            return d
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     @property
     def clock(self) -> PhysicalClock:
@@ -430,7 +444,7 @@ class Node:
         self.crashes += 1
         self.state = {}
         self._held = _NONE
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         # Our own outstanding calls die with the process; no callback will fire for them.
         self._pending = _NO_PENDING
         for pool in self._pools.values():
@@ -474,7 +488,7 @@ class Node:
     def _unpause(self, epoch: int, end: float) -> None:
         if epoch != self.epoch or self._paused_until != end:
             return
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         held, self._held = self._held, _NONE
         for fn in held:
             fn()
