@@ -86,8 +86,6 @@ class Node:
                  "state", "durable", "slow_factor", "_paused_until", "_held", "_handlers", "_pools", "_pending",
                  "_procs", "_crash_hooks", "_recover_hooks", "on_late_reply", "crashes", "_spans",
                  "__dict__", "__weakref__")
-    state: dict  # volatile: emptied by a crash (made on first use)
-    durable: dict  # survives crashes (made on first use)
 
     def __init__(
         self,
@@ -110,8 +108,8 @@ class Node:
         self.up = True
         self.stopped = False  # crash-stop: never recovers
         self.epoch = 0
-        # state and durable: made on first use (see __getattr__); most nodes of a big world
-        # never touch them, and two empty dicts are 128 bytes a node.
+        self.state: dict = {}
+        self.durable: dict = {}
         self.slow_factor = 1.0
         self._paused_until = _NEVER
         self._held: list[Callable[[], None]] | tuple = _NONE
@@ -125,15 +123,6 @@ class Node:
         self.crashes = 0
         # Span recorder (simulator.observe.spans) or None: tracing off costs one test per hop.
         self._spans = sim.spans
-
-    def __getattr__(self, attr: str) -> Any:
-        # Called only when the ordinary lookup fails: for ``state`` and ``durable``, until first
-        # used (then the slot holds the dict and this is never called for them again).
-        if attr == "state" or attr == "durable":
-            d: dict = {}
-            object.__setattr__(self, attr, d)
-            return d
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     @property
     def clock(self) -> PhysicalClock:
