@@ -71,6 +71,9 @@ _NONE: tuple = ()
 # Outstanding calls: a node that never calls keeps this shared empty dict (pop() on it finds
 # nothing); only Node.call inserts, and it first gives the node a dict of its own.
 _NO_PENDING: dict = {}
+# A node's _paused_until until its first pause: one shared float, not one per node (and one
+# object fewer to fetch from memory when a request arrives in a big world).
+_NEVER = -math.inf
 
 
 class Node:
@@ -108,7 +111,7 @@ class Node:
         self.state: dict = {}
         self.durable: dict = {}
         self.slow_factor = 1.0
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         self._held: list[Callable[[], None]] | tuple = _NONE
         self._handlers: Mapping[str, Callable] = _DEFAULT_HANDLERS
         self._pools: Mapping[str, _WorkerPool] = _NO_POOLS
@@ -430,7 +433,7 @@ class Node:
         self.crashes += 1
         self.state = {}
         self._held = _NONE
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         # Our own outstanding calls die with the process; no callback will fire for them.
         self._pending = _NO_PENDING
         for pool in self._pools.values():
@@ -474,7 +477,7 @@ class Node:
     def _unpause(self, epoch: int, end: float) -> None:
         if epoch != self.epoch or self._paused_until != end:
             return
-        self._paused_until = -math.inf
+        self._paused_until = _NEVER
         held, self._held = self._held, _NONE
         for fn in held:
             fn()
