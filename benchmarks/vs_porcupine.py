@@ -102,10 +102,21 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=300.0, help="each checker's limit per history (s)")
     ap.add_argument("--keep", metavar="DIR", help="keep the exported histories here (default: a temp dir)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", metavar="MODEL:PROCS:VARIANT", action="append", default=[],
+                    help="check only these histories (repeatable), e.g. kv:100:invalid")
     args = ap.parse_args()
     if args.ops < 10:
         raise SystemExit(f"--ops must be >= 10, got {args.ops}")
     procs_list = [int(x) for x in args.processes.split(",")]
+    only = set()
+    for o in args.only:
+        m, _, rest = o.partition(":")
+        p, _, v = rest.partition(":")
+        if m not in args.models.split(",") or not p.isdigit() or v not in ("valid", "invalid"):
+            raise SystemExit(f"--only must be MODEL:PROCS:VARIANT (MODEL in --models; valid|invalid), got {o!r}")
+        only.add((m, int(p), v))
+        if int(p) not in procs_list:
+            procs_list.append(int(p))
     if any(p < 1 for p in procs_list):
         raise SystemExit(f"--processes must be >= 1 each, got {args.processes!r}")
     out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vs_porcupine_"))
@@ -115,10 +126,14 @@ def main() -> None:
     agree = True
     for model in args.models.split(","):
         for procs in procs_list:
+            if only and not any(m == model and p == procs for m, p, _ in only):
+                continue
             rng = np.random.default_rng([args.seed, args.ops, 1, procs])
             h, _ = object_history(model, rng, args.ops, 1, procs)
             bad = corrupt_kv(h, rng) if model == "kv" else corrupt(model, h, rng)
             for name, hist in (("valid", h), ("invalid", bad)):
+                if only and (model, procs, name) not in only:
+                    continue
                 if hist is None:
                     print(f"{model:>6} {args.ops:>6} {procs:>5} {name:>7} | (nothing to corrupt)")
                     continue
