@@ -13,7 +13,7 @@ from simulator.history import History
 from simulator.history.kv_part import KVPart
 from simulator.history.linearizable import check_linearizable
 from simulator.history.models import KVModel, QueueModel
-from simulator.history.ops import pair_ops
+from simulator.history.ops import INF, pair_ops
 from simulator.history.queue_part import QueuePart
 from simulator.history.search import GenericPart
 
@@ -262,3 +262,74 @@ def test_kv_many_clients_decided():
     assert check_linearizable(h, model="kv", time_limit_s=30).valid is True
     bad = corrupt("kv", h, rng)
     assert check_linearizable(bad, model="kv", time_limit_s=30).valid in (True, False)  # decided
+
+
+def _drop_middle(h, rng):
+    """Drop one token from a random ok get's result (any position, as vs_porcupine's corrupt_kv)."""
+    ev = list(h.events())
+    js = [j for j, e in enumerate(ev) if e["type"] == "ok" and e["f"] == "get" and e["value"]]
+    if js:
+        j = js[int(rng.integers(len(js)))]
+        toks = ev[j]["value"][1:-1].split("><")
+        del toks[int(rng.integers(len(toks)))]
+        ev[j] = {**ev[j], "value": "".join(f"<{t}>" for t in toks)}
+    return History.from_events(ev)
+
+
+def _kv_subsearch(h, rng):
+    """Fast path, generic search and the real-time rule on a random sub-selection of the part, some
+    ok ops turned indeterminate (ends +inf), as the shrinker's truncations and removals call them."""
+    ops = [o for o in pair_ops(h) if not (o.type == "info" and o.f == "get")]
+    m = KVModel()
+    fast, gen = KVPart(ops, m), GenericPart(ops, m)
+    sel = [i for i in range(len(ops)) if rng.random() < 0.85]
+    ends = [INF if rng.random() < 0.1 else e for e in (fast.ends()[i] for i in sel)]
+    return (fast.search(sel, ends, None, None)[0], gen.search(sel, ends, None, None)[0],
+            fast.refute(sel, ends) >= 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 16), procs=st.integers(1, 6),
+       p_info=st.sampled_from([0.0, 0.0, 0.15]), corrupt=st.integers(0, 2))
+def test_kv_real_time_rule_matches_generic(seed, n, procs, p_info, corrupt):
+    rng = np.random.default_rng([seed, 1])
+    h = _random_kv(seed, n, procs, p_info, corrupt, True)
+    if rng.random() < 0.5:
+        h = _drop_middle(h, rng)
+    fast, gen, refuted = _kv_subsearch(h, rng)
+    assert fast == gen
+    assert not (refuted and gen)  # the rule only ever refutes what the generic search refutes
+
+
+def test_kv_real_time_rule_is_exercised():
+    """Not vacuous: on these generators the rule fires, and the search still has violations of its own."""
+    fired = missed = 0
+    for seed in range(300):
+        rng = np.random.default_rng([seed, 2])
+        h = _drop_middle(_random_kv(seed, 12, 4, 0.1, 0, True), rng)
+        fast, gen, refuted = _kv_subsearch(h, rng)
+        fired += refuted
+        missed += (not gen) and not refuted
+    assert fired >= 30 and missed >= 10
+
+
+def test_kv_many_clients_invalid_refuted_fast():
+    """A get missing an append that returned before it was invoked, with no put between (issue 23,
+    vs_porcupine's kv 100-client invalid history): refuted at once, counterexample the get, the
+    append it misses and the writes it names (removing any of those removes the get)."""
+    import sys
+    sys.path.insert(0, "benchmarks")
+    from checker_speed import object_history
+    from vs_porcupine import corrupt_kv
+    rng = np.random.default_rng([1, 3000, 1, 100])
+    h, _ = object_history("kv", rng, 3000, 1, 100)
+    bad = corrupt_kv(h, rng)
+    r = check_linearizable(bad, model="kv", time_limit_s=30)
+    assert r.valid is False and next(iter(r.per_key.values())).minimal
+    cx = r.counterexample
+    gets = [o for o in cx if o.f == "get"]
+    assert len(gets) == 1
+    named = set(gets[0].result[1:-1].split("><"))
+    missing = [o for o in cx if o.f != "get" and o.value[1:-1] not in named]
+    assert len(missing) == 1 and missing[0].complete_time < gets[0].invoke_time
+    assert len(cx) == len(named) + 2

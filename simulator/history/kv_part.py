@@ -11,8 +11,8 @@ or put that leads to a state ``s'`` is a dead end when some unplaced ``ok`` get 
 linearized after everything placed so far) has a result that neither starts with ``s'`` nor with
 the value of another unplaced put (ok or info: either may still reset the string). The rule only
 cuts branches that cannot succeed, so the search stays exhaustive and its verdict is the generic
-search's. The gets checked are those invoked (the frontier) and the next ``LOOKAHEAD`` ones in time
-order: all are sound, and the nearest are the ones that settle an order soonest.
+search's. The gets checked are those invoked (the frontier) and the next ``LOOKAHEAD`` ok gets invoked
+after it, however far in time: all are sound, and the nearest are the ones that settle an order soonest.
 
 For a get, ``""`` and ``None`` (a get of a key never written) both mean the empty string, as in
 ``KVModel.step``. Values in our histories are unique (``"<i>"``), which makes a get's result name
@@ -21,13 +21,17 @@ the appends it saw; the rule does not rely on it (prefix tests are exact either 
 
 from __future__ import annotations
 
+import bisect
+import re
+
 from .models import KVModel
 from .ops import INF, Op
-from .search import GenericPart, Part, _Entries, _mask, _tick
+from .search import GenericPart, Part, SearchTimeout, _Entries, _mask, _tick
 
 GET, PUT, APPEND = 0, 1, 2
-LOOKAHEAD = 64  # list entries scanned past the frontier for gets to check
+LOOKAHEAD = 64  # ok gets past the frontier checked
 SEP = "\x00"
+_RUN = re.compile(r"<[^<>]*>")  # a token: see KVPart.tokens
 POISON = SEP + "poisoned" + SEP  # the state after an unseen write (see KVPart.search); no get returns it
 
 
@@ -46,15 +50,34 @@ class KVPart(Part):
         # seen[i]: some ok get's result contains append i's value / starts with put i's value
         gets = [self.text[i] for i, op in enumerate(ops) if op.f == "get" and op.type == "ok"]
         self.poison_ok = not any(SEP in r for r in gets)
-        big = SEP + SEP.join(gets)
-        self.seen = [True if k == GET or not self.poison_ok else
-                     ((SEP + t) in big if k == PUT else t in big) for k, t in zip(self.kind, self.text)]
         # tokens: every write's value is "<...>" with no other "<" or ">", all distinct, initial "":
         # then a string is a unique sequence of writes, and each get names the writes it saw
         wv = [t for t, k in zip(self.text, self.kind) if k != GET]
         self.tokens = (model.initial == "" and len(set(wv)) == len(wv)
                        and all(len(t) >= 2 and t[0] == "<" and t[-1] == ">" and t.count("<") == 1
                                and t.count(">") == 1 for t in wv))
+        if self.tokens and not any(SEP in t for t in wv):
+            # a token occurs in a string iff it is one of the string's <...> runs: index the gets
+            # containing each write once (removal's and seen's substring tests, in linear time)
+            idx = {t: i for i, (t, k) in enumerate(zip(self.text, self.kind)) if k != GET}
+            self._seen_in = {i: [] for i in idx.values()}
+            first_of: set[int] = set()
+            for g, (k, r) in enumerate(zip(self.kind, self.text)):
+                if k != GET:
+                    continue
+                runs = _RUN.findall(r)
+                for t in dict.fromkeys(runs):
+                    if t in idx:
+                        self._seen_in[idx[t]].append(g)
+                if runs and r.startswith(runs[0]) and runs[0] in idx and ops[g].type == "ok":
+                    first_of.add(idx[runs[0]])
+            self.seen = [True if k == GET or not self.poison_ok else
+                         (i in first_of if k == PUT else any(ops[g].type == "ok" for g in self._seen_in[i]))
+                         for i, k in enumerate(self.kind)]
+        else:
+            big = SEP + SEP.join(gets)
+            self.seen = [True if k == GET or not self.poison_ok else
+                         ((SEP + t) in big if k == PUT else t in big) for k, t in zip(self.kind, self.text)]
         self.saw: list[list[int]] = [[] for _ in ops]  # for an ok get: the writes its result names
         if self.tokens:
             writer = {t: i for i, (t, k) in enumerate(zip(self.text, self.kind)) if k != GET}
@@ -63,6 +86,12 @@ class KVPart(Part):
                 if op.f == "get" and op.type == "ok" and len(r) >= 2 and r[0] == "<" and r[-1] == ">":
                     self.saw[g] = [writer[t] for t in ("<" + x + ">" for x in r[1:-1].split("><")) if t in writer]
             self.writer = writer
+        # a get whose result is exactly the writes it names, in order (the real-time rule's gets)
+        self.exact = [bool(self.saw[g]) or self.text[g] == "" for g in range(len(ops))] if self.tokens else []
+        if self.tokens:
+            for g, w in enumerate(self.saw):
+                if w and "".join(self.text[x] for x in w) != self.text[g]:
+                    self.exact[g] = False
 
     def removal(self, alive: set[int], want: list[int]) -> set[int]:
         """``KVModel.removable``'s rule (a put/append with every get whose result contains its value),
@@ -77,6 +106,86 @@ class KVPart(Part):
                 drop.update(i for i in self._seen_in[w] if i in alive)
         return drop
 
+    def refute(self, sel: list[int], ends: list[float]) -> int:
+        """The real-time rule (tokens only; Lowe 2017's search would find it only by exhausting every
+        order of everything before): an ok get ``g`` whose result names exactly the writes ``saw[g]``
+        is impossible (1) when it names a write invoked after ``g`` returned, or (2) when a write
+        ``w`` returned before ``g`` was invoked and is not named, yet no put (ok or info) can fall
+        between them (invoked no later than ``g``'s return and returning no earlier than ``w``'s
+        invocation): with no put after ``w`` and before ``g``, the string ``g`` reads contains
+        ``w``'s value (tokens are unique). Returns the op (index into ``ops``) of such a get that
+        returns first, or -1. Counted, not scanned: with ``M(g)`` the latest return of a put
+        invoked by ``g``'s return (+inf for an info put), (2) holds iff the ok writes with
+        invocation after ``M(g)`` and return before ``g``'s invocation outnumber those ``g`` names.
+        Ties count as concurrent, as in the entry list (calls sort before returns)."""
+        if not self.tokens:
+            return -1
+        kind, inv, exact, saw = self.kind, self.invoke, self.exact, self.saw
+        end = dict(zip(sel, ends))
+        gets = sorted((ends[x], j) for x, j in enumerate(sel) if kind[j] == GET and ends[x] != INF and exact[j])
+        if not gets:
+            return -1
+        puts = sorted((inv[j], end[j]) for j in sel if kind[j] == PUT)
+        put_inv = [p[0] for p in puts]
+        best = []  # best[k]: max return of puts[:k+1]
+        m = -INF
+        for _, e in puts:
+            m = max(m, e)
+            best.append(m)
+        # ok writes by return time, their invocations ranked for a Fenwick tree (count invoked > M)
+        writes = sorted((end[j], inv[j]) for j in sel if kind[j] != GET and end[j] != INF)
+        ranks = sorted({w[1] for w in writes})
+        tree = [0] * (len(ranks) + 1)
+        added, k = 0, 0
+        bad = [g for g_end, g in gets if any(w in end and inv[w] > g_end for w in saw[g])]  # (1)
+        for _, g in sorted((inv[g], g) for _, g in gets):  # (2), by invocation: writes returned before it
+            while k < len(writes) and writes[k][0] < inv[g]:
+                r = bisect.bisect_left(ranks, writes[k][1]) + 1
+                while r <= len(ranks):
+                    tree[r] += 1
+                    r += r & -r
+                added += 1
+                k += 1
+            q = bisect.bisect_right(put_inv, end[g])
+            M = best[q - 1] if q else -INF
+            if M == INF:
+                continue
+            r = bisect.bisect_right(ranks, M)  # writes invoked at or before M: not counted
+            below = 0
+            while r > 0:
+                below += tree[r]
+                r -= r & -r
+            window = added - below
+            if window and window > sum(1 for w in set(saw[g]) if w in end and end[w] != INF
+                                       and M < inv[w] and end[w] < inv[g]):
+                bad.append(g)
+        return min(bad, key=lambda x: end[x]) if bad else -1
+
+    def witness(self, sel: list[int], ends: list[float]) -> tuple[list[int], bool] | None:
+        """For the shrinker (linearizable.py): when ``refute`` finds a get ``g``, the few operations
+        that already fail, and whether they are proven minimal (no single ``removal`` leaves a
+        proof): ``g``, the writes it names and, for (2), one write it misses (no put of ``sel`` can
+        erase it, so none is needed). None when ``refute`` finds none."""
+        g = self.refute(sel, ends)
+        if g < 0:
+            return None
+        end = dict(zip(sel, ends))
+        named = {w for w in self.saw[g] if w in end}
+        found = sorted(named | {g})
+        if any(self.invoke[x] > end[g] for x in named):  # (1): minimal, as below
+            return found, True
+        # (2): add one unerased write ``miss`` it misses
+        m = max((end[p] for p in sel if self.kind[p] == PUT and self.invoke[p] <= end[g]), default=-INF)
+        miss = next(x for x in sel if self.kind[x] != GET and x not in named and end[x] != INF
+                    and m < self.invoke[x] and end[x] < self.invoke[g])
+        # minimal iff ``found`` (without ``miss``) is linearizable: removing ``g`` or a write it
+        # names (with ``g``: ``removal``) leaves only writes, always linearizable
+        try:
+            minimal = self.search(found, [end[x] for x in found], None, 200_000)[0]
+        except SearchTimeout:
+            minimal = False
+        return sorted(named | {g, miss}), minimal
+
     def search(self, sel, ends, deadline, max_steps):
         """Besides the prefix rule (module docstring): a write whose value no ok get of the part
         ever shows (an append in no result; a put starting none) leaves the string in a state no
@@ -88,11 +197,19 @@ class KVPart(Part):
         if not all(seen[j] or e != INF for j, e in zip(sel, ends)):
             keep = [x for x, j in enumerate(sel) if seen[j] or ends[x] != INF]
             sel, ends = [sel[x] for x in keep], [ends[x] for x in keep]
+        bad = self.refute(sel, ends)
+        if bad >= 0:
+            return False, 1, bad
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
         nxt, is_call, ent_op, due = L.nxt, L.is_call, L.ent_op, L.due
         kind = [self.kind[j] for j in sel]
         text = [self.text[j] for j in sel]
+        # next_get[e]: the first call entry after entry e (in time order) of an ok get (L.size + 1: none)
+        next_get = [L.size + 1] * (L.size + 2)
+        for f in range(L.size, 0, -1):
+            i = ent_op[f]
+            next_get[f - 1] = f if is_call[f] and kind[i] == GET and ends[i] != INF else next_get[f]
         unseen = [not seen[j] for j in sel]
         # the put rule (tokens only): a write with an unplaced ok get that names it is "live"; a put
         # placed while some write is live erases it for good (its only writer is placed), so is a
@@ -166,12 +283,13 @@ class KVPart(Part):
                 e = nxt[e]
             if e > blocked and e <= L.size:
                 blocked = e
-            # gets invoked soon after (their call entries past the first return entry)
-            f, c = e, 0
+            # the next LOOKAHEAD ok gets invoked after the first return entry, however far: their call
+            # entries lie past it, so none is placed (an entry-count window missed a get invoked after
+            # a burst of writes, and the search then tried every order of the burst)
+            f, c = next_get[e], 0
             while f <= L.size and c < LOOKAHEAD:
-                if is_call[f] and kind[ent_op[f]] == GET and ok[ent_op[f]]:
-                    gets.append(ent_op[f])
-                f = nxt[f]
+                gets.append(ent_op[f])
+                f = next_get[f]
                 c += 1
             cands = []
             cur_base = -2
