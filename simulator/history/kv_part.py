@@ -161,15 +161,79 @@ class KVPart(Part):
                 bad.append(g)
         return min(bad, key=lambda x: end[x]) if bad else -1
 
+    def order_cycle(self, sel: list[int], ends: list[float]) -> list[int]:
+        """The order rule (tokens only): with unique tokens a string is a put's value (or "")
+        followed by the appends placed after it, in placing order, so every ok get's result lists
+        the writes it names in the order they were placed, and a write ``a`` that returned before
+        ``b`` was invoked is placed first. Each exact ok get gives an edge from each named write to
+        the next; real time gives ``a -> b`` (through a chain of return-time nodes, so linear in
+        size: ``a -> C(a) -> ... -> C -> b`` with ``C`` the latest return before ``b``'s call, ties
+        concurrent). A cycle means no placing order fits: a get listing ``b`` before ``a`` when
+        ``a`` returned before ``b`` was invoked, or two gets listing two concurrent writes in
+        opposite orders (or any longer chain of such). Only writes named by an ok get or ok
+        themselves have outgoing edges, and both are placed in any linearization, so the rule is
+        sound. Returns the gets with an edge inside the cycles' core (Kahn's algorithm leaves it),
+        empty when acyclic."""
+        if not self.tokens:
+            return []
+        kind, inv, exact = self.kind, self.invoke, self.exact
+        end = dict(zip(sel, ends))
+        writes = [j for j in sel if kind[j] != GET]
+        node = {w: x for x, w in enumerate(writes)}
+        done = sorted((end[w], w) for w in writes if end[w] != INF)
+        done_end = [d[0] for d in done]
+        nw = len(writes)
+        succ: list[list[int]] = [[] for _ in range(nw + len(done))]
+        for c, (_, w) in enumerate(done):
+            succ[node[w]].append(nw + c)
+            if c + 1 < len(done):
+                succ[nw + c].append(nw + c + 1)
+        for w in writes:
+            c = bisect.bisect_left(done_end, inv[w])
+            if c:
+                succ[nw + c - 1].append(node[w])
+        by_get: list[tuple[int, list[int]]] = []
+        for x, g in enumerate(sel):
+            if kind[g] != GET or ends[x] == INF or not exact[g]:
+                continue
+            named = [node[w] for w in self.saw[g] if w in node]
+            if len(named) > 1:
+                by_get.append((g, named))
+                for u, v in zip(named, named[1:]):
+                    succ[u].append(v)
+        if not by_get:
+            return []
+        indeg = [0] * len(succ)
+        for out in succ:
+            for v in out:
+                indeg[v] += 1
+        todo = [u for u, d in enumerate(indeg) if not d]
+        left = len(succ)
+        while todo:
+            u = todo.pop()
+            left -= 1
+            for v in succ[u]:
+                indeg[v] -= 1
+                if not indeg[v]:
+                    todo.append(v)
+        if not left:
+            return []
+        return [g for g, named in by_get if any(indeg[u] and indeg[v] for u, v in zip(named, named[1:]))]
+
     def witness(self, sel: list[int], ends: list[float]) -> tuple[list[int], bool] | None:
         """For the shrinker (linearizable.py): when ``refute`` finds a get ``g``, the few operations
         that already fail, and whether they are proven minimal (no single ``removal`` leaves a
         proof): ``g``, the writes it names and, for (2), one write it misses (no put of ``sel`` can
         erase it, so none is needed). None when ``refute`` finds none."""
         g = self.refute(sel, ends)
-        if g < 0:
-            return None
         end = dict(zip(sel, ends))
+        if g < 0:
+            cyc = self.order_cycle(sel, ends)
+            if not cyc:
+                return None
+            # the gets on the cycles and the writes they name (real-time links need no more ops):
+            # a proof, not proven minimal (the shrinker's removal goes on from it)
+            return sorted({w for c in cyc for w in self.saw[c] if w in end} | set(cyc)), False
         named = {w for w in self.saw[g] if w in end}
         found = sorted(named | {g})
         if any(self.invoke[x] > end[g] for x in named):  # (1): minimal, as below
@@ -200,6 +264,10 @@ class KVPart(Part):
         bad = self.refute(sel, ends)
         if bad >= 0:
             return False, 1, bad
+        cyc = self.order_cycle(sel, ends)
+        if cyc:
+            end = dict(zip(sel, ends))
+            return False, 1, min(cyc, key=lambda g: end[g])
         n = len(sel)
         L = _Entries(self.invoke, sel, ends)
         nxt, is_call, ent_op, due = L.nxt, L.is_call, L.ent_op, L.due
