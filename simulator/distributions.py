@@ -39,10 +39,13 @@ def buffered(draw: Callable[[int], np.ndarray], batch: int = BATCH, first: int =
 
     :func:`buffered_count` gives the number of values drawn but not yet handed out (memory, tests).
     """
-    if not (isinstance(batch, int) and batch >= 1 and isinstance(first, int) and first >= 1):
-        raise ValueError(f"batch and first must be integers >= 1, got batch={batch!r}, first={first!r}")
     buf: list[float] = []
-    refill = _Refill(draw, buf, min(first, batch), batch)
+    if batch is BATCH and first is FIRST_BATCH:  # the defaults (every kernel sampler): valid, first < batch
+        refill = _Refill(draw, buf, first, batch)
+    else:
+        if not (isinstance(batch, int) and batch >= 1 and isinstance(first, int) and first >= 1):
+            raise ValueError(f"batch and first must be integers >= 1, got batch={batch!r}, first={first!r}")
+        refill = _Refill(draw, buf, min(first, batch), batch)
 
     # The buffer, its pop and the refill are default arguments, not closure cells: fast locals
     # on the hot path, and 4 fewer objects per sampler for the cyclic GC to track (a world of

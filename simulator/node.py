@@ -205,6 +205,19 @@ class Node:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if queue_limit is not None and not (isinstance(queue_limit, int) and queue_limit >= 0):
             raise ValueError(f"queue_limit must be an integer >= 0 or None, got {queue_limit!r}")
+        # The common case, every discipline argument at its default (a big world serves 10^5-10^6
+        # such pools): nothing more to check, and the new pool already holds exactly the FIFO
+        # settings _set_discipline would give it.
+        plain = (discipline == "fifo" and lifo_above == 0 and isinstance(lifo_above, int) and target_s == 0.005
+                 and interval_s == 0.1 and deadline_s is None and deadline_of is None and service_floor_s == 0
+                 and isinstance(service_floor_s, (int, float)))
+        if plain:
+            pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
+                               workers, queue_limit, admit)
+            if self._pools is _NO_POOLS:
+                self._pools = {}
+            self._pools[op] = pool
+            return pool
         if discipline not in DISCIPLINES:
             raise ValueError(f"discipline must be one of {DISCIPLINES}, got {discipline!r}")
         if not (isinstance(lifo_above, int) and lifo_above >= 0):
