@@ -44,7 +44,7 @@ from checker_speed import corrupt, object_history  # noqa: E402  (a sibling scri
 
 from simulator.history import History  # noqa: E402
 from simulator.history.linearizable import check_linearizable  # noqa: E402
-from simulator.history.ops import pair_ops  # noqa: E402
+from simulator.history.ops import completions, pair_ops  # noqa: E402
 from simulator.history.porcupine_json import save_porcupine  # noqa: E402
 
 VERDICT = {True: "Ok", False: "Illegal", None: "Unknown"}
@@ -62,16 +62,10 @@ def corrupt_kv(h: History, rng: np.random.Generator) -> History | None:
     append = {o.value: o for o in ops if o.f == "append"}
     puts = [o for o in ops if o.f == "put"]
     ev = list(h.events())
-    ret = {}  # invoke index -> completion index
-    open_by = {}
-    for i, e in enumerate(ev):
-        if e["type"] == "invoke":
-            open_by[e["process"]] = i
-        else:
-            ret[open_by.pop(e["process"])] = i
+    ret = completions(h)  # invoke index -> completion index
     gets = [o for o in ops if o.f == "get" and o.result and o.index >= len(ev) // 2]
     for g in sorted(gets, key=lambda _: rng.random()):
-        toks = ["<" + x + ">" for x in g.result[1:-1].split("><")]
+        toks = _tokens(g.result)
         for k in range(len(toks) - 1, 0, -1):
             a = append.get(toks[k])
             if a is None or not a.complete_time < g.invoke_time:
@@ -100,13 +94,7 @@ def reorder_kv(h: History, rng: np.random.Generator, realtime: bool) -> History 
     ops = [o for o in pair_ops(h) if o.type == "ok"]
     write = {o.value: o for o in ops if o.f != "get"}
     ev = list(h.events())
-    ret = {}  # invoke index -> completion index
-    open_by = {}
-    for i, e in enumerate(ev):
-        if e["type"] == "invoke":
-            open_by[e["process"]] = i
-        else:
-            ret[open_by.pop(e["process"])] = i
+    ret = completions(h)  # invoke index -> completion index
     all_gets = [o for o in ops if o.f == "get" and o.result]
     gets = [o for o in all_gets if o.index >= len(ev) // 2]
     for g in sorted(gets, key=lambda _: rng.random()):

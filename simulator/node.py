@@ -207,35 +207,30 @@ class Node:
             raise ValueError(f"queue_limit must be an integer >= 0 or None, got {queue_limit!r}")
         # The common case, every discipline argument at its default (a big world serves 10^5-10^6
         # such pools): nothing more to check, and the new pool already holds exactly the FIFO
-        # settings _set_discipline would give it.
+        # settings _set_discipline would give it, so it is not called again.
         plain = (discipline == "fifo" and lifo_above == 0 and isinstance(lifo_above, int) and target_s == 0.005
                  and interval_s == 0.1 and deadline_s is None and deadline_of is None and service_floor_s == 0
                  and isinstance(service_floor_s, (int, float)))
-        if plain:
-            pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
-                               workers, queue_limit, admit)
-            if self._pools is _NO_POOLS:
-                self._pools = {}
-            self._pools[op] = pool
-            return pool
-        if discipline not in DISCIPLINES:
-            raise ValueError(f"discipline must be one of {DISCIPLINES}, got {discipline!r}")
-        if not (isinstance(lifo_above, int) and lifo_above >= 0):
-            raise ValueError(f"lifo_above must be an integer >= 0, got {lifo_above!r}")
-        for name, v in (("target_s", target_s), ("interval_s", interval_s)):
-            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-        if not (isinstance(service_floor_s, (int, float)) and 0 <= service_floor_s < math.inf):
-            raise ValueError(f"service_floor_s must be a finite number >= 0, got {service_floor_s!r}")
-        if discipline == "deadline":
-            if (deadline_s is None) == (deadline_of is None):
-                raise ValueError("discipline 'deadline' needs exactly one of deadline_s or deadline_of")
-            if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s < math.inf):
-                raise ValueError(f"deadline_s must be a finite number > 0, got {deadline_s!r}")
+        if not plain:
+            if discipline not in DISCIPLINES:
+                raise ValueError(f"discipline must be one of {DISCIPLINES}, got {discipline!r}")
+            if not (isinstance(lifo_above, int) and lifo_above >= 0):
+                raise ValueError(f"lifo_above must be an integer >= 0, got {lifo_above!r}")
+            for name, v in (("target_s", target_s), ("interval_s", interval_s)):
+                if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                    raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            if not (isinstance(service_floor_s, (int, float)) and 0 <= service_floor_s < math.inf):
+                raise ValueError(f"service_floor_s must be a finite number >= 0, got {service_floor_s!r}")
+            if discipline == "deadline":
+                if (deadline_s is None) == (deadline_of is None):
+                    raise ValueError("discipline 'deadline' needs exactly one of deadline_s or deadline_of")
+                if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s < math.inf):
+                    raise ValueError(f"deadline_s must be a finite number > 0, got {deadline_s!r}")
         pool = _WorkerPool(self, op, handler, self.sim.sampler(service, f"service.{self.name}.{op}"),
                            workers, queue_limit, admit)
-        pool._set_discipline(discipline, lifo_above, float(target_s), float(interval_s), deadline_s, deadline_of,
-                             float(service_floor_s))
+        if not plain:
+            pool._set_discipline(discipline, lifo_above, float(target_s), float(interval_s), deadline_s,
+                                 deadline_of, float(service_floor_s))
         if self._pools is _NO_POOLS:
             self._pools = {}
         self._pools[op] = pool

@@ -87,11 +87,8 @@ class KVPart(Part):
                     self.saw[g] = [writer[t] for t in ("<" + x + ">" for x in r[1:-1].split("><")) if t in writer]
             self.writer = writer
         # a get whose result is exactly the writes it names, in order (the real-time rule's gets)
-        self.exact = [bool(self.saw[g]) or self.text[g] == "" for g in range(len(ops))] if self.tokens else []
-        if self.tokens:
-            for g, w in enumerate(self.saw):
-                if w and "".join(self.text[x] for x in w) != self.text[g]:
-                    self.exact[g] = False
+        self.exact = (["".join(self.text[x] for x in w) == t for w, t in zip(self.saw, self.text)]
+                      if self.tokens else [])
 
     def removal(self, alive: set[int], want: list[int]) -> set[int]:
         """``KVModel.removable``'s rule (a put/append with every get whose result contains its value),

@@ -88,12 +88,13 @@ def as_history(history: History | Iterable[dict] | str | Path) -> History:
     return History.from_events(history)
 
 
-def pair_ops(history: History | Iterable[dict] | str | Path) -> list[Op]:
-    """Operations in invocation order. Raises ``ValueError`` if a process has two open invocations
-    (Jepsen processes are sequential; give concurrent clients distinct process ids)."""
+def completions(history: History | Iterable[dict] | str | Path) -> dict[int, int]:
+    """The position of each invocation event's completion event (invocations never completed are
+    absent). Raises ``HistoryError`` if a process has two open invocations (Jepsen processes are
+    sequential; give concurrent clients distinct process ids) or completes with none open."""
     h = as_history(history)
     open_by_proc: dict[Any, int] = {}
-    done: dict[int, tuple[str, float, Any]] = {}
+    done: dict[int, int] = {}
     for i, t in enumerate(h.type):
         p = h.process[i]
         if t == "invoke":
@@ -106,11 +107,19 @@ def pair_ops(history: History | Iterable[dict] | str | Path) -> list[Op]:
             if j is None:
                 raise HistoryError(f"{t} for process {p!r} with no open invocation (a completion before its "
                                    "invocation?)", i)
-            done[j] = (t, h.time[i], h.value[i])
+            done[j] = i
+    return done
+
+
+def pair_ops(history: History | Iterable[dict] | str | Path) -> list[Op]:
+    """Operations in invocation order (pairing and its errors: :func:`completions`)."""
+    h = as_history(history)
+    done = completions(h)
     ops = []
     for i, t in enumerate(h.type):
         if t != "invoke":
             continue
-        typ, ct, res = done.get(i, ("info", None, None))
+        j = done.get(i)
+        typ, ct, res = ("info", None, None) if j is None else (h.type[j], h.time[j], h.value[j])
         ops.append(Op(i, h.process[i], h.f[i], h.key[i], h.value[i], res, typ, h.time[i], ct))
     return ops

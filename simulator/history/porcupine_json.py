@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import History
-from .ops import Op, as_history, pair_ops
+from .ops import Op, as_history, completions, pair_ops
 
 FORMAT = "splitbrain-porcupine/1"
 NEVER = 2**63 - 1  # Porcupine's Return for an operation that may take effect at any later time
@@ -43,14 +43,7 @@ def to_porcupine(history: History | Iterable[dict] | str | Path, model: str) -> 
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty model name, got {model!r}")
     h = as_history(history)
-    # the event position of each completion: pair again by process, as pair_ops does
-    ret: dict[int, int] = {}
-    open_by_proc: dict[Any, int] = {}
-    for i, t in enumerate(h.type):
-        if t == "invoke":
-            open_by_proc[h.process[i]] = i
-        else:
-            ret[open_by_proc.pop(h.process[i])] = i
+    ret = completions(h)  # the event position of each completion
     clients: dict[Any, int] = {}
     ops = []
     for op in pair_ops(h):
